@@ -1,0 +1,72 @@
+"""Weight files: where the shapes-world models live, checksums, and safe loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from ..errors import WeightsError
+
+WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
+MANIFEST = "MANIFEST.sha256"
+REBUILD_HINT = "run `make world` to rebuild the shapes-world models"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: Path) -> dict[str, str]:
+    manifest = directory / MANIFEST
+    if not manifest.is_file():
+        return {}
+    entries = (line.split() for line in manifest.read_text().splitlines() if line.strip())
+    return {name: digest for digest, name in entries}
+
+
+def write_manifest(directory: Path) -> None:
+    """Record the sha256 of every weight and config file in the directory."""
+    files = sorted(p for p in directory.iterdir() if p.suffix in {".safetensors", ".json"})
+    lines = [f"{sha256(p)}  {p.name}" for p in files]
+    (directory / MANIFEST).write_text("\n".join(lines) + "\n")
+
+
+def verified_path(name: str, directory: Path = WORLD_DIR) -> Path:
+    """Path of a world model file after checking it exists and matches the manifest."""
+    path = directory / name
+    if not path.is_file():
+        raise WeightsError(f"missing weights file {path}; {REBUILD_HINT}")
+    expected = read_manifest(directory).get(name)
+    if expected is None:
+        raise WeightsError(f"{path} is not listed in {directory / MANIFEST}; {REBUILD_HINT}")
+    if sha256(path) != expected:
+        raise WeightsError(f"checksum mismatch for {path} (corrupt or modified); {REBUILD_HINT}")
+    return path
+
+
+def load_world_model(name: str, directory: Path = WORLD_DIR) -> tuple[dict[str, torch.Tensor], dict]:
+    """State dict (float32) and JSON config of a verified world model `<name>.safetensors/.json`."""
+    weights = verified_path(f"{name}.safetensors", directory)
+    config = json.loads(verified_path(f"{name}.json", directory).read_text())
+    try:
+        state = load_file(weights)
+    except (SafetensorError, OSError) as err:
+        raise WeightsError(f"cannot read {weights}: {err}; {REBUILD_HINT}") from err
+    return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, config
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[0]
+        raise WeightsError(f"weights in {source} do not fit the model: {first}; {REBUILD_HINT}") from err

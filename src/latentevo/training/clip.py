@@ -1,0 +1,122 @@
+"""Contrastive training of the shapes-world mini-CLIP.
+
+The model is a plain open_clip CLIP; training adds what a tiny model on a small CPU budget
+needs and inference never sees:
+- a sigmoid (SigLIP-style) loss whose labels come from the renderer's ground truth: caption t
+  is a positive for image b whenever everything it names is true of b, so repeated and partial
+  captions are never false negatives;
+- hard negative captions that differ from a true caption in one attribute;
+- auxiliary linear heads predicting each attribute from the image and text embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..models.clip import WORLD_CLIP, build_open_clip
+from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
+from ..world.captions import perturb_content, sample_content, truth_matrix
+from .data import scene_batch
+
+
+@dataclass
+class ClipTrainConfig:
+    steps: int = 2400
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup: int = 100
+    aux_weight: float = 1.0
+    seed: int = 0
+
+
+class AuxHeads(nn.Module):
+    """Per-attribute classifiers on the image embedding and (with an 'unnamed' class) on the
+    text embedding; they shape the embedding during training only."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.image = nn.ModuleDict({a: nn.Linear(dim, len(ATTRIBUTE_VALUES[a])) for a in ATTRIBUTES})
+        self.text = nn.ModuleDict({a: nn.Linear(dim, len(ATTRIBUTE_VALUES[a]) + 1) for a in ATTRIBUTES})
+
+    def loss(self, image_features, labels, text_features, content) -> torch.Tensor:
+        total = 0.0
+        for i, a in enumerate(ATTRIBUTES):
+            total = total + F.cross_entropy(self.image[a](image_features), labels[:, i])
+            # Class 0 is "unnamed"; value v is class v + 1.
+            total = total + F.cross_entropy(self.text[a](text_features), content[:, i] + 1)
+        return total / (2 * len(ATTRIBUTES))
+
+
+def sigmoid_truth_loss(image_emb, text_emb, truth, logit_scale, logit_bias) -> torch.Tensor:
+    logits = logit_scale.exp() * image_emb @ text_emb.T + logit_bias
+    signs = truth.float() * 2 - 1
+    return -F.logsigmoid(signs * logits).sum() / len(image_emb)
+
+
+def caption_batch(labels: torch.Tensor, g: torch.Generator, rng: random.Random):
+    """True captions, one-attribute-off hard negatives, and captions of unrelated scenes."""
+    positives = sample_content(labels, g)
+    hard = perturb_content(positives, g)
+    shuffled = sample_content(labels[torch.randperm(len(labels), generator=g)], g)
+    content = torch.cat([positives, hard, shuffled])
+    return content, [caption_text(c, rng) for c in content]
+
+
+def lr_at(step: int, cfg: ClipTrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train_clip(cfg: ClipTrainConfig, log=lambda step, metrics: None, progress=None) -> nn.Module:
+    """Train the mini-CLIP; `log(step, metrics)` receives the training curves."""
+    torch.manual_seed(cfg.seed)
+    g = torch.Generator().manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    model = build_open_clip(WORLD_CLIP)
+    tokenizer = open_clip.get_tokenizer(WORLD_CLIP)
+    heads = AuxHeads(model.text_projection.shape[1])
+    params = list(model.parameters()) + list(heads.parameters())
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
+    )
+    mean = torch.tensor(model.visual.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(model.visual.image_std).view(1, 3, 1, 1)
+    model.train()
+    for step in range(cfg.steps):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = scene_batch(cfg.batch_size, g)
+        content, texts = caption_batch(batch.labels, g, rng)
+        image_features = model.encode_image((batch.images - mean) / std)
+        text_features = model.encode_text(tokenizer(texts))
+        truth = truth_matrix(batch.labels, content)
+        contrastive = sigmoid_truth_loss(
+            F.normalize(image_features, dim=-1),
+            F.normalize(text_features, dim=-1),
+            truth,
+            model.logit_scale,
+            model.logit_bias,
+        )
+        aux = heads.loss(image_features, batch.labels, text_features, content)
+        loss = contrastive + cfg.aux_weight * aux
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 20 == 0 or step == cfg.steps - 1:
+            log(step, {"loss": loss.item(), "contrastive": contrastive.item(), "aux": aux.item(), "lr": lr_at(step, cfg)})
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss.item():.3f}")
+    return model.eval()
