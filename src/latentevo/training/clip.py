@@ -77,8 +77,11 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_clip(cfg: ClipTrainConfig, log=lambda step, metrics: None, progress=None) -> nn.Module:
-    """Train the mini-CLIP; `log(step, metrics)` receives the training curves."""
+def train_clip(
+    cfg: ClipTrainConfig, log=lambda step, metrics: None, progress=None, evaluate=None, eval_every: int = 300
+) -> nn.Module:
+    """Train the mini-CLIP; `log(step, metrics)` receives the training curves and, every
+    `eval_every` steps, what `evaluate(model)` measures."""
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -119,4 +122,7 @@ def train_clip(cfg: ClipTrainConfig, log=lambda step, metrics: None, progress=No
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")
+        if evaluate is not None and step > 0 and step % eval_every == 0:
+            log(step, evaluate(model.eval()))
+            model.train()
     return model.eval()

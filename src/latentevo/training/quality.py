@@ -1,0 +1,38 @@
+"""How much a generator's samples look like the shapes world, judged by the world classifier."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from ..models.classifier import ShapesClassifier
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (N, D) feature sets (the FID formula)."""
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    covmean = covmean.real
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * covmean))
+
+
+@torch.no_grad()
+def _features(classifier: ShapesClassifier, images: torch.Tensor, chunk: int = 250) -> np.ndarray:
+    return torch.cat([classifier.features(images[i : i + chunk]) for i in range(0, len(images), chunk)]).numpy()
+
+
+@torch.no_grad()
+def world_quality(
+    classifier: ShapesClassifier, samples: torch.Tensor, reference: torch.Tensor, confidence: float = 0.9
+) -> dict[str, float]:
+    """Fréchet distance in the classifier's feature space (not Inception's: an FID analogue for
+    this world only) and the fraction of samples whose shape and colour the classifier names
+    with probability >= `confidence`."""
+    probs = {a: torch.cat([classifier.predict(samples[i : i + 250])[a] for i in range(0, len(samples), 250)]) for a in ("shape", "colour")}
+    confident = (probs["shape"].max(1).values >= confidence) & (probs["colour"].max(1).values >= confidence)
+    return {
+        "frechet_classifier": frechet_distance(_features(classifier, samples), _features(classifier, reference)),
+        "confident_rate": confident.float().mean().item(),
+    }

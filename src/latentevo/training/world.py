@@ -1,0 +1,162 @@
+"""`make world`: rebuild every shapes-world model from fixed seeds.
+
+    python -m latentevo.training.world [--quick] [--only clip classifier dcgan] [--out DIR]
+
+Each model is trained with a progress bar, its training curves and evaluation go to the MLflow
+experiment `shapes-world`, and its weights (safetensors, float16) and a JSON config (architecture,
+training settings, evaluation) are written to the output directory, whose sha256 manifest is
+then rewritten. `--quick` trains tiny versions into a scratch directory, for tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import mlflow
+import open_clip
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from ..models.clip import WORLD_CLIP, OpenClipScorer
+from ..errors import WeightsError
+from ..models.classifier import ShapesClassifier, shapes_classifier
+from ..models.dcgan import DCGANGenerator
+from ..models.weights import WORLD_DIR, write_manifest
+from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
+from .clip import ClipTrainConfig, train_clip
+from .clip_eval import evaluate_scorer
+from .dcgan import DCGANTrainConfig, real_batch, train_dcgan
+from .quality import world_quality
+
+EXPERIMENT = "shapes-world"
+MODELS = ("clip", "classifier", "dcgan")
+QUICK_DIR = Path(".cache/world-quick")
+QUICK = {
+    "clip": ClipTrainConfig(steps=6, batch_size=16, warmup=2),
+    "classifier": ClassifierTrainConfig(steps=6, batch_size=16),
+    "dcgan": DCGANTrainConfig(steps=6, batch_size=16),
+}
+FULL = {"clip": ClipTrainConfig(), "classifier": ClassifierTrainConfig(), "dcgan": DCGANTrainConfig()}
+
+
+def save_model(out: Path, name: str, model: torch.nn.Module, config: dict) -> None:
+    """Weights stored in float16 (half the size; the models run in float32 after loading)."""
+    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, out / f"{name}.safetensors")
+    (out / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _roundtrip(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as it will be after saving in float16 and loading, so that the numbers
+    reported are those of the committed weights."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            t.data = t.data.half().float()
+    return model
+
+
+def build_clip(cfg: ClipTrainConfig, out: Path, log, quick: bool) -> dict:
+    with tqdm(total=cfg.steps, desc="mini-CLIP", mininterval=5) as bar:
+        model = _roundtrip(train_clip(cfg, log, bar, evaluate=lambda m: evaluate_scorer(OpenClipScorer(m, WORLD_CLIP), n=500)))
+    metrics = evaluate_scorer(OpenClipScorer(model, WORLD_CLIP), n=200 if quick else 2000)
+    config = {"open_clip_model": WORLD_CLIP, "architecture": open_clip.get_model_config(WORLD_CLIP)}
+    save_model(out, "clip", model, config | {"training": asdict(cfg), "evaluation": metrics})
+    return metrics
+
+
+def build_classifier(cfg: ClassifierTrainConfig, out: Path, log, quick: bool) -> dict:
+    with tqdm(total=cfg.steps, desc="classifier", mininterval=5) as bar:
+        model = _roundtrip(train_classifier(cfg, log, bar))
+    metrics = evaluate_classifier(model, n=200 if quick else 2000)
+    config = {"architecture": {"width": cfg.width}, "training": asdict(cfg), "evaluation": metrics}
+    save_model(out, "classifier", model, config)
+    return metrics
+
+
+def build_dcgan(cfg: DCGANTrainConfig, out: Path, log, quick: bool, classifier: ShapesClassifier | None) -> dict:
+    with tqdm(total=cfg.steps, desc="DCGAN", mininterval=5) as bar:
+        net = _roundtrip(train_dcgan(cfg, log, bar))
+    metrics: dict[str, float] = {}
+    if classifier is not None:
+        n = 200 if quick else 2000
+        g = torch.Generator().manual_seed(777)
+        samples = DCGANGenerator(net)(torch.randn(n, cfg.nz, generator=g))
+        reference = (real_batch(n, g) + 1) / 2
+        metrics = world_quality(classifier, samples, reference)
+        # The same measure between two independent sets of real renders: the floor to compare with.
+        floor = world_quality(classifier, (real_batch(n, g) + 1) / 2, reference)
+        metrics |= {f"{k}_real_vs_real": v for k, v in floor.items()}
+    config = {"architecture": {"nz": cfg.nz, "ngf": cfg.ngf}, "training": asdict(cfg), "evaluation": metrics}
+    save_model(out, "dcgan", net, config)
+    return metrics
+
+
+def build(models: tuple[str, ...], out: Path, quick: bool) -> dict[str, dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    configs = QUICK if quick else FULL
+    mlflow.set_experiment(EXPERIMENT)
+    results = {}
+    for name in models:
+        cfg = configs[name]
+        with mlflow.start_run(run_name=f"{name}{'-quick' if quick else ''}"):
+            mlflow.set_tags({"git_sha": git_sha(), "torch_threads": torch.get_num_threads(), "model": name})
+            mlflow.log_params(asdict(cfg))
+
+            def log(step: int, metrics: dict) -> None:
+                mlflow.log_metrics(metrics, step=step)
+
+            start = time.time()
+            if name == "clip":
+                metrics = build_clip(cfg, out, log, quick)
+            elif name == "classifier":
+                metrics = build_classifier(cfg, out, log, quick)
+            else:
+                classifier = _load_classifier(out)
+                metrics = build_dcgan(cfg, out, log, quick, classifier)
+            metrics["train_seconds"] = time.time() - start
+            mlflow.log_metrics({f"eval_{k}": v for k, v in metrics.items()})
+            results[name] = metrics
+            print(f"{name}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()), flush=True)
+    write_manifest(out)
+    return results
+
+
+def _load_classifier(out: Path) -> ShapesClassifier | None:
+    """The classifier already in `out` (built earlier in this run or before), if any."""
+    try:
+        write_manifest(out)
+        return shapes_classifier(weights_dir=out)
+    except WeightsError:
+        return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny models into .cache/world-quick, for tests")
+    parser.add_argument("--only", nargs="+", choices=MODELS, default=list(MODELS))
+    parser.add_argument("--out", type=Path, help=f"output directory (default {WORLD_DIR} or {QUICK_DIR} with --quick)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = args.out or (QUICK_DIR if args.quick else WORLD_DIR)
+    # Order matters: the DCGAN's quality is judged by the classifier.
+    models = tuple(m for m in MODELS if m in args.only)
+    build(models, out, args.quick)
+
+
+if __name__ == "__main__":
+    main()
