@@ -1,0 +1,19 @@
+"""Evolve latents toward a prompt: `python run.py prompt='a red circle'`; sweep with -m.
+
+Configuration lives in conf/ (see `python run.py --help`); runs are tracked in MLflow.
+"""
+
+import hydra
+from omegaconf import DictConfig
+
+from latentevo.cli import exit_on_error
+from latentevo.experiment import run_job
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> float:
+    return run_job(cfg)
+
+
+if __name__ == "__main__":
+    exit_on_error(main)

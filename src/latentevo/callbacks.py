@@ -1,0 +1,33 @@
+"""Hydra callbacks run once in the launching process, before any job of a sweep starts."""
+
+from __future__ import annotations
+
+import os
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from .tracking import open_experiment
+
+#: how many jobs the current sweep has, for the jobs' progress bars ("job 3/100")
+SWEEP_SIZE_ENV = "LATENTEVO_SWEEP_SIZE"
+
+
+def sweep_size(config: DictConfig) -> int:
+    """Jobs that the basic sweeper expands this sweep's overrides and sweeper params into."""
+    params = config.hydra.sweeper.get("params") or {}
+    overrides = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return sum(len(batch) for batch in BasicSweeper.split_arguments(parsed, None))
+
+
+class PrepareSweep(Callback):
+    """Creates the tracking store and the experiment up front: parallel jobs creating them at
+    once race on SQLite schema migration and on the experiment's name."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        open_experiment(config.experiment_name)
+        # Worker processes inherit the environment of the launcher.
+        os.environ[SWEEP_SIZE_ENV] = str(sweep_size(config))

@@ -1,0 +1,278 @@
+"""One run of the pipeline: build generator, scorer and algorithm from the config, evolve, and
+track what every generation produced. `run_job` is the Hydra task."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import random
+import subprocess
+import sys
+from functools import lru_cache
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+import torchvision
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
+from scipy.spatial.distance import pdist
+from tqdm import tqdm
+
+from .callbacks import SWEEP_SIZE_ENV
+from .errors import ConfigError, LatentevoError
+from .models.base import Generator, Scorer
+from .search import Generation, LatentProblem, PriorSampling, evolve, min_pop_size
+from .tracking import RunLogger, open_experiment, tracked_run
+from .tracking.store import PROJECT_DIR
+
+DEVICES = ("auto", "cpu", "cuda")
+VERSIONED_PACKAGES = ("latentevo", "torch", "open_clip_torch", "pymoo", "hydra-core", "mlflow", "numpy")
+# Grid tiles are upscaled (nearest) to at least this many pixels, so small images stay visible.
+MIN_TILE = 128
+
+
+# --- configuration -----------------------------------------------------------------------------
+
+
+def _positive_int(cfg: DictConfig, key: str) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no model, so that bad input fails before anything is loaded."""
+    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
+        raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
+    for key in ("generations", "pop_size", "log_every", "batch_size"):
+        _positive_int(cfg, key)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    if cfg.threads is not None:
+        _positive_int(cfg, "threads")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    algorithm_cls = get_class(cfg.algo._target_)
+    needed = min_pop_size(algorithm_cls)
+    if cfg.pop_size < needed:
+        raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; it needs pop_size >= {needed}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """pymoo gets the seed through `algorithm.setup`; these cover everything else."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def check_prompt(prompt: str, scorer: Scorer) -> None:
+    tokens = scorer.count_tokens(prompt)
+    if tokens > scorer.context_length:
+        raise ConfigError(
+            f"prompt is {tokens} tokens, longer than the scorer's context of {scorer.context_length}; shorten it"
+        )
+
+
+# --- models as search functions ----------------------------------------------------------------
+
+
+def build_scorer(cfg: DictConfig, device: torch.device) -> Scorer:
+    scorer = instantiate(cfg.clip)
+    if cfg.augment:
+        scorer = instantiate(cfg.augment, scorer=scorer)
+    return scorer.to(device)
+
+
+def prior_sampler(generator: Generator) -> Callable[[int, np.random.Generator], np.ndarray]:
+    def sample(n: int, rng: np.random.Generator) -> np.ndarray:
+        torch_rng = torch.Generator().manual_seed(int(rng.integers(2**63 - 1)))
+        return generator.sample_latents(n, torch_rng).double().numpy()
+
+    return sample
+
+
+def fitness(generator: Generator, scorer: Scorer, text_embedding: torch.Tensor, batch_size: int):
+    """latents -> cos_sim of their images to the (pre-embedded) prompt, `batch_size` at a time."""
+
+    @torch.inference_mode()
+    def evaluate(latents: np.ndarray) -> np.ndarray:
+        z = torch.from_numpy(latents).float()
+        sims = [scorer.cos_sim(generator(chunk), text_embedding) for chunk in z.split(batch_size)]
+        return torch.cat(sims).double().cpu().numpy()
+
+    return evaluate
+
+
+def truth_match(generator: Generator, prompt: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For generators with a ground truth (the shapes world): latents -> the fraction of the
+    attributes named in the prompt that each latent's image really has."""
+    if not hasattr(generator, "scenes"):
+        return None
+    from .world import ATTRIBUTES
+    from .world.captions import UNNAMED, parse_prompt
+
+    content = torch.tensor(parse_prompt(prompt))
+    named = content != UNNAMED
+    if not named.any():
+        return None
+
+    def match(latents: np.ndarray) -> np.ndarray:
+        labels = generator.scenes(torch.from_numpy(latents).float()).labels()
+        truth = torch.stack([labels[a].cpu() for a in ATTRIBUTES], dim=1)
+        return (((truth == content) & named).sum(1) / named.sum()).numpy()
+
+    return match
+
+
+@torch.inference_mode()
+def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8) -> np.ndarray:
+    """(H, W, 3) uint8 grid of the latents' images, row-major."""
+    images = generator(torch.from_numpy(latents).float()).float().cpu()
+    scale = max(1, MIN_TILE // images.shape[-1])
+    if scale > 1:
+        images = F.interpolate(images, scale_factor=scale, mode="nearest")
+    grid = torchvision.utils.make_grid(images, nrow=min(nrow, len(images)), padding=2 * scale, pad_value=0.5)
+    return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+def generation_metrics(gen: Generation, match: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, float]:
+    metrics = {
+        "best_cos_sim": gen.best_cos_sim,
+        "mean_cos_sim": float(gen.cos_sim.mean()),
+        "std_cos_sim": float(gen.cos_sim.std()),
+        # mean pairwise distance of the population's latents per sqrt(dim): about sqrt(2) for
+        # independent prior draws, 0 for a collapsed population
+        "diversity": float(pdist(gen.latents).mean() / np.sqrt(gen.latents.shape[1])) if len(gen.latents) > 1 else 0.0,
+        "n_evals": gen.n_evals,
+    }
+    if match is not None:
+        matches = match(np.vstack([gen.best_latent, gen.latents]))
+        metrics["truth_match"] = float(matches[0])
+        metrics["pop_truth_match"] = float(matches[1:].mean())
+    return metrics
+
+
+# --- tracking ----------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        out = subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+@lru_cache(maxsize=1)
+def provenance_tags() -> dict[str, str]:
+    """Git state and package versions, once per process (sweeps reuse worker processes)."""
+    sha = _git("rev-parse", "HEAD") or "unknown"
+    dirty = _git("status", "--porcelain", "--untracked-files=no")
+    tags = {"mlflow.source.git.commit": sha, "git_sha": sha, "git_dirty": str(bool(dirty)).lower()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            tags[f"version.{package}"] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            tags[f"version.{package}"] = "not installed"
+    return tags
+
+
+def run_params(cfg: DictConfig, choices: dict[str, str]) -> dict[str, object]:
+    """The flattened resolved config, plus which option of each config group was chosen."""
+    flat = pd.json_normalize(OmegaConf.to_container(cfg, resolve=True), sep=".").iloc[0].to_dict()
+    return flat | {f"choice.{group}": option for group, option in choices.items()}
+
+
+def job_label(hydra_cfg) -> str:
+    """'job 3/100' in a sweep, '' for a single run."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return ""
+    return f"job {hydra_cfg.job.num + 1}/{os.environ.get(SWEEP_SIZE_ENV, '?')}"
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def run(cfg: DictConfig) -> float:
+    """Evolve, track, and print where the result is; returns the best cos_sim."""
+    validate(cfg)
+    hydra_cfg = HydraConfig.get()
+    seed_everything(cfg.seed)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    generator: Generator = instantiate(cfg.generator).to(device)
+    scorer = build_scorer(cfg, device)
+    check_prompt(cfg.prompt, scorer)
+    algorithm = instantiate(cfg.algo, sampling=PriorSampling(prior_sampler(generator)))
+    with torch.inference_mode():
+        text_embedding = scorer.embed_text([cfg.prompt])[0]
+    problem = LatentProblem(
+        fitness(generator, scorer, text_embedding, cfg.batch_size), generator.latent_dim, generator.latent_bound
+    )
+    match = truth_match(generator, cfg.prompt)
+
+    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
+    client, experiment_id = open_experiment(cfg.experiment_name)
+    tags = provenance_tags() | {
+        "device": str(device),
+        "hydra_overrides": " ".join(hydra_cfg.overrides.task),
+        "mlflow.source.name": "run.py",
+    }
+    run_name = hydra_cfg.job.override_dirname or "defaults"
+    label = job_label(hydra_cfg)
+    with tracked_run(client, experiment_id, run_name, tags) as tracker:
+        tracker.log_params(run_params(cfg, choices))
+        tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        best = evolve_tracked(cfg, algorithm, problem, generator, match, tracker, desc=f"{label} {run_name}".strip())
+        best_image = tracker.artifact_location("best.png")
+    prefix = f"{label} " if label else ""
+    print(f"{prefix}best cos_sim {best:.4f} | best image {best_image} | MLflow run {tracker.run_id}", flush=True)
+    return best
+
+
+def evolve_tracked(cfg, algorithm, problem, generator, match, tracker: RunLogger, desc: str) -> float:
+    """The generation loop: metrics every generation, population grids every `log_every`."""
+    gen = None
+    with tqdm(total=cfg.generations, desc=desc, unit="gen", dynamic_ncols=True) as bar:
+        for gen in evolve(algorithm, problem, cfg.generations, cfg.seed):
+            tracker.log_metrics(gen.index, generation_metrics(gen, match))
+            last = gen.index == cfg.generations - 1 or not algorithm.has_next()
+            if gen.index % cfg.log_every == 0 or last:
+                order = np.argsort(-gen.cos_sim)
+                tracker.log_image(image_grid(generator, gen.latents[order]), f"population/gen_{gen.index:04d}.png")
+            bar.set_postfix_str(f"best cos_sim {gen.best_cos_sim:.4f}", refresh=False)
+            bar.update()
+    tracker.log_image(image_grid(generator, gen.best_latent[None]), "best.png")
+    tracker.log_arrays(
+        "population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent, best_cos_sim=gen.best_cos_sim
+    )
+    return gen.best_cos_sim
+
+
+def run_job(cfg: DictConfig) -> float:
+    """The Hydra task. A LatentevoError ends a single run with its one-line message (the run
+    is already marked FAILED); in a sweep it fails this job and the sweep goes on."""
+    try:
+        return run(cfg)
+    except LatentevoError as err:
+        hydra_cfg = HydraConfig.get()
+        if hydra_cfg.mode == RunMode.RUN:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
+        tqdm.write(f"{job_label(hydra_cfg)} ({hydra_cfg.job.override_dirname}) failed: {err}", file=sys.stderr)
+        raise

@@ -1,0 +1,16 @@
+"""pymoo algorithms whose constructors need plumbing to start from the generator's prior."""
+
+from __future__ import annotations
+
+from pymoo.algorithms.soo.nonconvex.cmaes import CMAES as PymooCMAES
+from pymoo.core.sampling import Sampling
+
+
+class CMAES(PymooCMAES):
+    """pymoo's CMA-ES whose generation 0 is `pop_size` draws of `sampling`; the best of them
+    is the start point x0. (pymoo forwards unknown keyword arguments to `cma` as options, so
+    the sampling has to go in as x0.)"""
+
+    def __init__(self, sampling: Sampling, pop_size: int, **kwargs):
+        super().__init__(x0=sampling, pop_size=pop_size, **kwargs)
+        self.n_sample_points = pop_size

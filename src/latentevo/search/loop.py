@@ -1,0 +1,57 @@
+"""The ask/tell loop, one generation at a time, so a caller can log (or checkpoint) between."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+from pymoo.algorithms.soo.nonconvex.de import DE
+from pymoo.core.algorithm import Algorithm
+
+from .problem import LatentProblem
+
+# DE/x/1 builds a mutant from a base and the difference of two others, all distinct from the
+# target; pymoo silently reuses parents in smaller populations. CMA-ES recombines >= 2 parents.
+MIN_POP_SIZE: dict[type, int] = {DE: 4}
+
+
+def min_pop_size(algorithm_cls: type[Algorithm]) -> int:
+    return next((n for cls, n in MIN_POP_SIZE.items() if issubclass(algorithm_cls, cls)), 2)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What the algorithm holds after one generation (index 0 = the initial population)."""
+
+    index: int
+    latents: np.ndarray  # (P, n_var) the population carried forward
+    cos_sim: np.ndarray  # (P,)
+    best_latent: np.ndarray  # (n_var,) best found so far
+    best_cos_sim: float
+    n_evals: int
+
+
+def snapshot(algorithm: Algorithm, index: int) -> Generation:
+    latents, f = algorithm.pop.get("X", "F")
+    best = algorithm.opt[0]
+    return Generation(
+        index=index,
+        latents=latents,
+        cos_sim=-f[:, 0],
+        best_latent=best.X,
+        best_cos_sim=float(-best.F[0]),
+        n_evals=algorithm.evaluator.n_eval,
+    )
+
+
+def evolve(algorithm: Algorithm, problem: LatentProblem, generations: int, seed: int) -> Iterator[Generation]:
+    """Run `algorithm` for `generations` generations, yielding the state after each one."""
+    algorithm.setup(problem, termination=("n_gen", generations), seed=seed, verbose=False)
+    index = 0
+    while algorithm.has_next():
+        infills = algorithm.ask()
+        algorithm.evaluator.eval(problem, infills)
+        algorithm.tell(infills=infills)
+        yield snapshot(algorithm, index)
+        index += 1

@@ -1,0 +1,53 @@
+"""The latent-space problem: one batched fitness call per generation, minimising -cos_sim."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+from pymoo.core.problem import Problem
+from pymoo.core.sampling import Sampling
+
+from ..errors import LatentevoError
+
+#: (n, rng) -> (n, n_var) latents drawn from the generator's prior
+SampleFn = Callable[[int, np.random.Generator], np.ndarray]
+#: (n, n_var) latents -> (n,) cosine similarities to the prompt
+EvaluateFn = Callable[[np.ndarray], np.ndarray]
+
+
+class FitnessError(LatentevoError):
+    """The fitness function returned values the search cannot rank."""
+
+
+class LatentProblem(Problem):
+    """Maximise cos_sim over the box [-bound, bound]^n_var; pymoo minimises, so F = -cos_sim
+    (the "reversed cosine similarity"). Whole populations are evaluated in one call."""
+
+    def __init__(self, evaluate: EvaluateFn, n_var: int, bound: float):
+        super().__init__(n_var=n_var, n_obj=1, xl=-bound, xu=bound, vtype=float)
+        self.evaluate_latents = evaluate
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        cos_sim = np.asarray(self.evaluate_latents(x), dtype=np.float64)
+        if cos_sim.shape != (len(x),):
+            raise FitnessError(f"fitness returned shape {cos_sim.shape} for {len(x)} latents")
+        bad = ~np.isfinite(cos_sim)
+        if bad.any():
+            raise FitnessError(
+                f"fitness is NaN or infinite for {int(bad.sum())} of {len(x)} latents; "
+                "the generator or scorer produced invalid values"
+            )
+        out["F"] = -cos_sim[:, None]
+
+
+class PriorSampling(Sampling):
+    """Initial populations drawn from the generator's prior instead of uniformly from the box,
+    with pymoo's random state so that the seed fixes them."""
+
+    def __init__(self, sample: SampleFn):
+        super().__init__()
+        self.sample = sample
+
+    def _do(self, problem, n_samples, *args, random_state=None, **kwargs):
+        return np.asarray(self.sample(n_samples, random_state), dtype=np.float64)

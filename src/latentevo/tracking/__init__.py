@@ -1,0 +1,10 @@
+"""MLflow tracking: where the store is, and the lifecycle of one tracked run.
+
+This layer knows MLflow and nothing about search or models: it is handed parameters, tags,
+metrics per step, images and arrays.
+"""
+
+from .run import RunLogger, tracked_run
+from .store import TrackingError, default_tracking_uri, open_experiment, tracking_uri
+
+__all__ = ["RunLogger", "TrackingError", "default_tracking_uri", "open_experiment", "tracked_run", "tracking_uri"]

@@ -1,0 +1,98 @@
+"""The tracking store: the project-local SQLite default, `MLFLOW_TRACKING_URI`, experiments."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlparse
+
+import requests
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..errors import LatentevoError
+
+# An editable install lives in its checkout; otherwise the store goes in the working directory.
+_CHECKOUT = Path(__file__).resolve().parents[3]
+PROJECT_DIR = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
+# Parallel jobs share one SQLite file; each waits this long for a write lock.
+SQLITE_BUSY_TIMEOUT_S = 60
+
+# Schema migration and store chatter would bury the progress bars.
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class TrackingError(LatentevoError):
+    """The tracking store cannot be reached or used."""
+
+
+def default_tracking_uri() -> str:
+    """The embedded store in the project directory: `mlflow.db`, artifacts in `mlartifacts/`."""
+    return f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _with_busy_timeout(uri: str) -> str:
+    if _sqlite_path(uri) is None or "timeout=" in uri:
+        return uri
+    return f"{uri}{'&' if '?' in uri else '?'}timeout={SQLITE_BUSY_TIMEOUT_S}"
+
+
+def _check_reachable(uri: str) -> None:
+    """Fail fast: MLflow's own client retries an unreachable server for minutes."""
+    scheme = urlparse(uri).scheme
+    if scheme in ("http", "https"):
+        try:
+            requests.get(f"{uri.rstrip('/')}/health", timeout=5).raise_for_status()
+        except requests.RequestException as err:
+            raise TrackingError(f"cannot reach MLflow tracking server {uri} ({type(err).__name__}); "
+                                "start it or unset MLFLOW_TRACKING_URI") from err
+    db = _sqlite_path(uri)
+    if db is not None and not db.parent.is_dir():
+        raise TrackingError(f"MLflow tracking store {uri}: directory {db.parent} does not exist")
+
+
+def _artifact_location(uri: str, experiment_name: str) -> str | None:
+    """Artifacts of a SQLite store go beside the database file (MLflow's default would be
+    relative to whichever directory the first run started in)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment_name)
+    return (db.parent / "mlartifacts" / folder).resolve().as_uri()
+
+
+def open_experiment(experiment_name: str, uri: str | None = None) -> tuple[MlflowClient, str]:
+    """A client on the store and the id of the experiment, created if missing (the store's
+    schema too): call once before parallel jobs start, so that they only read both."""
+    uri = uri or tracking_uri()
+    _check_reachable(uri)
+    client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
+    try:
+        experiment = client.get_experiment_by_name(experiment_name)
+        if experiment is not None:
+            return client, experiment.experiment_id
+        try:
+            return client, client.create_experiment(experiment_name, _artifact_location(uri, experiment_name))
+        except MlflowException:
+            # Another job created it first.
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                raise
+            return client, experiment.experiment_id
+    except (MlflowException, SQLAlchemyError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingError(f"cannot use MLflow tracking store {uri}: {first_line}") from err
