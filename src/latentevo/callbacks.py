@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from .errors import LatentevoError
 from .tracking import open_experiment
 
 #: how many jobs the current sweep has, for the jobs' progress bars ("job 3/100")
@@ -28,6 +30,11 @@ class PrepareSweep(Callback):
     once race on SQLite schema migration and on the experiment's name."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        open_experiment(config.experiment_name)
+        try:
+            open_experiment(config.experiment_name)
+        except LatentevoError as err:
+            # Hydra turns a callback's exceptions into warnings and would start every job.
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(1) from None
         # Worker processes inherit the environment of the launcher.
         os.environ[SWEEP_SIZE_ENV] = str(sweep_size(config))

@@ -211,6 +211,7 @@ def run(cfg: DictConfig) -> float:
     """Evolve, track, and print where the result is; returns the best cos_sim."""
     validate(cfg)
     hydra_cfg = HydraConfig.get()
+    client, experiment_id = open_experiment(cfg.experiment_name)
     seed_everything(cfg.seed)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -227,7 +228,6 @@ def run(cfg: DictConfig) -> float:
     match = truth_match(generator, cfg.prompt)
 
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
-    client, experiment_id = open_experiment(cfg.experiment_name)
     tags = provenance_tags() | {
         "device": str(device),
         "hydra_overrides": " ".join(hydra_cfg.overrides.task),

@@ -1,0 +1,186 @@
+"""End to end through `python run.py` with a temporary MLflow store."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from latentevo.tracking import open_experiment
+from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, run_cli, runs_of
+
+METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals", "truth_match", "pop_truth_match"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One store for the module: creating a SQLite store's schema takes seconds."""
+    path = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{path / 'mlflow.db'}"
+    open_experiment("warmup", uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def sweep_2x2(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep")
+    args = ["-m", "algo=ga,de", "seed=0,1", "generations=12", "log_every=5", "experiment_name=e2e", *MECHANICS_CLIP]
+    return run_cli(args, store, out)
+
+
+def test_sweep_finishes_and_says_where_each_result_is(store, sweep_2x2):
+    assert sweep_2x2.returncode == 0, sweep_2x2.stderr[-2000:]
+    _, runs = runs_of(store, "e2e")
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    assert len({r.info.run_name for r in runs}) == 4
+    finals = [line for line in sweep_2x2.stdout.splitlines() if "best cos_sim" in line]
+    assert sorted(line.split()[1] for line in finals) == ["1/4", "2/4", "3/4", "4/4"]
+    for run in runs:
+        assert any(run.info.run_id in line for line in finals)
+    assert "job 3/4" in sweep_2x2.stderr  # the progress bars name the job
+
+
+def test_each_run_has_contiguous_generations_and_mean_below_best(store, sweep_2x2):
+    client, runs = runs_of(store, "e2e")
+    for run in runs:
+        history = {k: client.get_metric_history(run.info.run_id, k) for k in METRICS}
+        for key, points in history.items():
+            assert sorted(p.step for p in points) == list(range(12)), key
+        best = {p.step: p.value for p in history["best_cos_sim"]}
+        mean = {p.step: p.value for p in history["mean_cos_sim"]}
+        assert all(mean[s] <= best[s] + 1e-9 for s in range(12))
+        assert all(0 <= p.value <= 1 for p in history["truth_match"])
+        evals = sorted(history["n_evals"], key=lambda p: p.step)
+        assert evals[0].value == 16 and evals[-1].value > evals[0].value
+
+
+def test_each_run_has_its_artifacts(store, sweep_2x2):
+    client, runs = runs_of(store, "e2e")
+    for run in runs:
+        run_id = run.info.run_id
+        grids = {a.path for a in client.list_artifacts(run_id, "population")}
+        assert grids == {f"population/gen_{g:04d}.png" for g in (0, 5, 10, 11)}
+        top = {a.path for a in client.list_artifacts(run_id)}
+        assert top == {"population", "best.png", "population.npz", "config.yaml"}
+        local = client.download_artifacts(run_id, "population.npz")
+        arrays = np.load(local)
+        assert arrays["latents"].shape == (16, 32) and arrays["cos_sim"].shape == (16,)
+        assert float(arrays["best_cos_sim"]) == pytest.approx(run.data.metrics["best_cos_sim"])
+        config = yaml.safe_load(open(client.download_artifacts(run_id, "config.yaml")))
+        assert config["seed"] == int(run.data.params["seed"])
+
+
+def test_each_run_records_config_and_provenance(store, sweep_2x2):
+    _, runs = runs_of(store, "e2e")
+    for run in runs:
+        params, tags = run.data.params, run.data.tags
+        assert params["prompt"] == "a red circle"
+        assert params["pop_size"] == "16" and params["generations"] == "12"
+        assert params["choice.algo"] in ("ga", "de")
+        assert params["algo._target_"].endswith({"ga": "GA", "de": "DE"}[params["choice.algo"]])
+        assert params["algo.pop_size"] == "16"
+        assert params["generator._target_"] == "latentevo.models.shapes.ShapesGenerator"
+        assert len(tags["git_sha"]) == 40 and tags["git_dirty"] in ("true", "false")
+        assert f"algo={params['choice.algo']}" in tags["hydra_overrides"]
+        assert tags["version.torch"] and tags["version.pymoo"] == "0.6.2"
+        assert tags["device"] == "cpu"
+        name = run.info.run_name.split(",")
+        assert f"algo={params['choice.algo']}" in name and f"seed={params['seed']}" in name
+
+
+def test_same_seed_same_metric_history(store, tmp_path):
+    args = ["-m", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", *MECHANICS_CLIP]
+    result = run_cli(args, store, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    client, runs = runs_of(store, "repro")
+    histories = {}
+    for run in runs:
+        points = client.get_metric_history(run.info.run_id, "mean_cos_sim")
+        histories.setdefault(run.data.params["seed"], []).append([(p.step, p.value) for p in sorted(points, key=lambda p: p.step)])
+    first, second = histories["5"]
+    assert first == second
+    assert histories["6"][0] != first
+
+
+def test_other_generators_algorithms_and_augmented_scoring(store, tmp_path):
+    """The DCGAN (random weights here), CMA-ES and random search, with augmented views."""
+    args = [
+        "-m", "algo=cmaes,random", "generator=dcgan_shapes", "generator.random_init=true", "augment=crops",
+        "augment.views=2", "generations=4", "pop_size=6", "experiment_name=others", *MECHANICS_CLIP,
+    ]
+    result = run_cli(args, store, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    client, runs = runs_of(store, "others")
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 2
+    for run in runs:
+        assert "truth_match" not in run.data.metrics  # no ground truth for a GAN
+        assert run.data.params["augment.views"] == "2"
+        assert run.data.params["choice.generator"] == "dcgan_shapes"
+
+
+NAN_GENERATOR = '''
+import torch
+from latentevo.models.shapes import ShapesGenerator
+
+class NaNShapes(ShapesGenerator):
+    def synthesize(self, z):
+        images = super().synthesize(z)
+        if len(z) > 1:  # generation 0 is fine; the first offspring batch is not
+            images[0] = float("nan")
+        return images
+'''
+LONG_PROMPT = "prompt='" + " ".join(["a big red circle on the left"] * 5) + "'"
+BAD_INPUTS = {
+    "empty prompt": (["prompt=''"], "prompt is empty"),
+    "prompt longer than the context": ([LONG_PROMPT], "longer than the scorer's context"),
+    "pop_size too small for DE": (["algo=de", "pop_size=3"], "pop_size=3 is too small for DE"),
+    "no generations": (["generations=0"], "generations must be an integer >= 1"),
+    "unknown group option": (["algo=simulated_annealing"], "Could not find 'algo/simulated_annealing'"),
+    "NaN fitness": (["generator._target_=nan_generator.NaNShapes"], "fitness is NaN"),
+    "unreachable tracking server": ([], "cannot reach MLflow tracking server"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUTS)
+def test_bad_input_is_one_line_nonzero_exit_and_no_running_run(store, tmp_path, case):
+    args, message = BAD_INPUTS[case]
+    (tmp_path / "nan_generator.py").write_text(NAN_GENERATOR)
+    uri = "http://127.0.0.1:9" if case == "unreachable tracking server" else store
+    experiment = "bad_" + case.replace(" ", "_")
+    short = [] if any(a.startswith("generations=") for a in args) else ["generations=3"]
+    result = run_cli(
+        [*args, *short, f"experiment_name={experiment}", *MECHANICS_CLIP], uri, tmp_path, env={"PYTHONPATH": str(tmp_path)}
+    )
+    assert result.returncode != 0
+    assert len(error_lines(result.stderr)) == 1 and message in error_lines(result.stderr)[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    if uri == store:
+        _, runs = runs_of(store, experiment)
+        assert all(r.info.status != "RUNNING" for r in runs)
+        assert [r.info.status for r in runs] == (["FAILED"] if case == "NaN fitness" else [])
+
+
+def test_ctrl_c_marks_the_run_killed(store, tmp_path):
+    out = tmp_path
+    args = [sys.executable, "run.py", "generations=100000", "experiment_name=interrupted", *MECHANICS_CLIP,
+            f"hydra.run.dir={out}/run"]
+    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"MLFLOW_TRACKING_URI": store},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            _, runs = runs_of(store, "interrupted")
+            if runs and "best_cos_sim" in runs[0].data.metrics:
+                break
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr[-2000:]
+    _, runs = runs_of(store, "interrupted")
+    assert [r.info.status for r in runs] == ["KILLED"]

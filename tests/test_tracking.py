@@ -1,0 +1,69 @@
+"""The tracking layer against a real SQLite MLflow store."""
+
+import numpy as np
+import pytest
+from mlflow.entities import ViewType
+
+from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
+from latentevo.tracking.store import PROJECT_DIR
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store")
+    return path, f"sqlite:///{path / 'mlflow.db'}"
+
+
+def test_default_store_is_in_the_project_directory():
+    assert default_tracking_uri() == f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
+    assert (PROJECT_DIR / "pyproject.toml").is_file()
+
+
+def test_experiment_is_created_once_with_artifacts_beside_the_database(store):
+    path, uri = store
+    client, first = open_experiment("exp one", uri)
+    _, again = open_experiment("exp one", uri)
+    assert first == again
+    location = client.get_experiment(first).artifact_location
+    assert location == (path / "mlartifacts" / "exp_one").as_uri()
+
+
+def test_finished_run_has_batched_metrics_params_tags_and_artifacts(store):
+    path, uri = store
+    client, exp = open_experiment("lifecycle", uri)
+    with tracked_run(client, exp, "algo=ga,seed=1", {"device": "cpu"}) as run:
+        run.log_params({"pop_size": 16, "algo._target_": "GA"}, {"git_sha": "abc"})
+        for step in range(25):
+            run.log_metrics(step, {"best": step / 10, "mean": step / 20})
+        run.log_image(np.zeros((8, 16, 3), np.uint8), "population/gen_0000.png")
+        run.log_arrays("population.npz", latents=np.ones((4, 3)))
+        location = run.artifact_location("population.npz")
+    info = client.get_run(run.run_id)
+    assert info.info.status == "FINISHED" and info.info.run_name == "algo=ga,seed=1"
+    assert info.data.params == {"pop_size": "16", "algo._target_": "GA"}
+    assert info.data.tags["git_sha"] == "abc" and info.data.tags["device"] == "cpu"
+    history = client.get_metric_history(run.run_id, "best")
+    assert [m.step for m in history] == list(range(25))
+    assert np.load(location)["latents"].shape == (4, 3)
+    assert {a.path for a in client.list_artifacts(run.run_id)} >= {"population", "population.npz"}
+
+
+@pytest.mark.parametrize("error, status", [(ValueError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")])
+def test_a_crash_ends_the_run_and_keeps_its_metrics(store, error, status):
+    _, uri = store
+    client, exp = open_experiment("crashes", uri)
+    with pytest.raises(type(error)):
+        with tracked_run(client, exp, "crash") as run:
+            run.log_metrics(0, {"best": 1.0})
+            raise error
+    assert client.get_run(run.run_id).info.status == status
+    assert [m.value for m in client.get_metric_history(run.run_id, "best")] == [1.0]
+    running = client.search_runs([exp], "attributes.status = 'RUNNING'", run_view_type=ViewType.ALL)
+    assert running == []
+
+
+def test_unreachable_stores_fail_fast_with_one_line(tmp_path):
+    with pytest.raises(TrackingError, match="cannot reach MLflow tracking server"):
+        open_experiment("x", "http://127.0.0.1:9")
+    with pytest.raises(TrackingError, match="does not exist"):
+        open_experiment("x", f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}")
