@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -90,10 +91,21 @@ def check_prompt(prompt: str, scorer: Scorer) -> None:
 # --- models as search functions ----------------------------------------------------------------
 
 
+def build(node: DictConfig, **kwargs):
+    """`instantiate`, with our own errors (missing weights, bad sizes) kept as they are rather
+    than wrapped in Hydra's InstantiationException."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, LatentevoError):
+            raise err.__cause__ from None
+        raise
+
+
 def build_scorer(cfg: DictConfig, device: torch.device) -> Scorer:
-    scorer = instantiate(cfg.clip)
+    scorer = build(cfg.clip)
     if cfg.augment:
-        scorer = instantiate(cfg.augment, scorer=scorer)
+        scorer = build(cfg.augment, scorer=scorer)
     return scorer.to(device)
 
 
@@ -216,10 +228,10 @@ def run(cfg: DictConfig) -> float:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
-    generator: Generator = instantiate(cfg.generator).to(device)
+    generator: Generator = build(cfg.generator).to(device)
     scorer = build_scorer(cfg, device)
     check_prompt(cfg.prompt, scorer)
-    algorithm = instantiate(cfg.algo, sampling=PriorSampling(prior_sampler(generator)))
+    algorithm = build(cfg.algo, sampling=PriorSampling(prior_sampler(generator)))
     with torch.inference_mode():
         text_embedding = scorer.embed_text([cfg.prompt])[0]
     problem = LatentProblem(
@@ -247,12 +259,10 @@ def run(cfg: DictConfig) -> float:
 
 def evolve_tracked(cfg, algorithm, problem, generator, match, tracker: RunLogger, desc: str) -> float:
     """The generation loop: metrics every generation, population grids every `log_every`."""
-    gen = None
     with tqdm(total=cfg.generations, desc=desc, unit="gen", dynamic_ncols=True) as bar:
         for gen in evolve(algorithm, problem, cfg.generations, cfg.seed):
             tracker.log_metrics(gen.index, generation_metrics(gen, match))
-            last = gen.index == cfg.generations - 1 or not algorithm.has_next()
-            if gen.index % cfg.log_every == 0 or last:
+            if gen.index % cfg.log_every == 0 or not algorithm.has_next():
                 order = np.argsort(-gen.cos_sim)
                 tracker.log_image(image_grid(generator, gen.latents[order]), f"population/gen_{gen.index:04d}.png")
             bar.set_postfix_str(f"best cos_sim {gen.best_cos_sim:.4f}", refresh=False)
