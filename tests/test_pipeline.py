@@ -93,7 +93,7 @@ def test_each_run_records_config_and_provenance(store, sweep_2x2):
 
 
 def test_same_seed_same_metric_history(store, tmp_path):
-    args = ["-m", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", *MECHANICS_CLIP]
+    args = ["-m", "hydra/launcher=local", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", *MECHANICS_CLIP]
     result = run_cli(args, store, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(store, "repro")
@@ -109,7 +109,7 @@ def test_same_seed_same_metric_history(store, tmp_path):
 def test_other_generators_algorithms_and_augmented_scoring(store, tmp_path):
     """The DCGAN (random weights here), CMA-ES and random search, with augmented views."""
     args = [
-        "-m", "algo=cmaes,random", "generator=dcgan_shapes", "generator.random_init=true", "augment=crops",
+        "-m", "hydra/launcher=local", "algo=cmaes,random", "generator=dcgan_shapes", "generator.random_init=true", "augment=crops",
         "augment.views=2", "generations=4", "pop_size=6", "experiment_name=others", *MECHANICS_CLIP,
     ]
     result = run_cli(args, store, tmp_path)

@@ -17,7 +17,7 @@ def red_circle_runs(tmp_path_factory):
     uri = f"sqlite:///{out / 'mlflow.db'}"
     open_experiment("red_circle", uri)
     seeds = ",".join(map(str, SEEDS))
-    args = ["-m", "prompt=a red circle", "algo=ga", f"seed={seeds}", "generations=100", "experiment_name=red_circle"]
+    args = ["-m", "hydra/launcher=local", "prompt=a red circle", "algo=ga", f"seed={seeds}", "generations=100", "experiment_name=red_circle"]
     result = run_cli(args, uri, out)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(uri, "red_circle")
