@@ -14,8 +14,9 @@ import numpy as np
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 
-# log_batch accepts at most 1000 metrics per call.
-MAX_BATCH = 1000
+# log_batch accepts at most 1000 metrics and 100 params per call.
+MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = 100
 
 
 class RunLogger:
@@ -26,22 +27,22 @@ class RunLogger:
         self._metrics: list[Metric] = []
         self._last_flush = time.monotonic()
 
-    def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] = {}) -> None:
-        params = [Param(k, str(v)) for k, v in params.items()]
-        for start in range(0, len(params), 100):  # log_batch takes at most 100 params per call
-            self.client.log_batch(self.run_id, params=params[start : start + 100])
+    def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> None:
+        entries = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(entries), MAX_BATCH_PARAMS):
+            self.client.log_batch(self.run_id, params=entries[start : start + MAX_BATCH_PARAMS])
         if tags:
             self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
         self._metrics += [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        if len(self._metrics) >= MAX_BATCH or time.monotonic() - self._last_flush > self.flush_every_s:
+        if len(self._metrics) >= MAX_BATCH_METRICS or time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
     def flush(self) -> None:
         while self._metrics:
-            batch, self._metrics = self._metrics[:MAX_BATCH], self._metrics[MAX_BATCH:]
+            batch, self._metrics = self._metrics[:MAX_BATCH_METRICS], self._metrics[MAX_BATCH_METRICS:]
             self.client.log_batch(self.run_id, metrics=batch)
         self._last_flush = time.monotonic()
 
@@ -52,12 +53,12 @@ class RunLogger:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
-    def log_arrays(self, artifact_file: str, **arrays: np.ndarray) -> None:
-        """Arrays in one compressed .npz artifact."""
-        path = Path(artifact_file)
+    def log_arrays(self, name: str, **arrays: np.ndarray) -> None:
+        """Arrays in one compressed .npz artifact, `name`, at the artifact root."""
         with tempfile.TemporaryDirectory() as tmp:
-            np.savez_compressed(Path(tmp) / path.name, **arrays)
-            self.client.log_artifact(self.run_id, str(Path(tmp) / path.name), str(path.parent) if path.parent.parts else None)
+            path = Path(tmp) / name
+            np.savez_compressed(path, **arrays)
+            self.client.log_artifact(self.run_id, str(path))
 
     def artifact_location(self, artifact_file: str) -> str:
         """A local path for artifacts in a local store, else the artifact URI."""
@@ -68,9 +69,9 @@ class RunLogger:
 
 @contextlib.contextmanager
 def tracked_run(
-    client: MlflowClient, experiment_id: str, run_name: str, tags: Mapping[str, str] = {}
+    client: MlflowClient, experiment_id: str, run_name: str, tags: Mapping[str, str] | None = None
 ) -> Iterator[RunLogger]:
-    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags))
+    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
     logger = RunLogger(client, run.info.run_id)
     status = RunStatus.FAILED
     try:
