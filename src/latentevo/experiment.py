@@ -3,12 +3,9 @@ track what every generation produced. `run_job` is the Hydra task."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import random
-import subprocess
 import sys
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
@@ -28,11 +25,10 @@ from .callbacks import SWEEP_SIZE_ENV
 from .errors import ConfigError, LatentevoError
 from .models.base import Generator, Scorer
 from .search import Generation, LatentProblem, PriorSampling, evolve, min_pop_size
-from .tracking import RunLogger, open_experiment, tracked_run
+from .tracking import RunLogger, open_experiment, provenance_tags, tracked_run
 from .tracking.store import PROJECT_DIR
 
 DEVICES = ("auto", "cpu", "cuda")
-VERSIONED_PACKAGES = ("latentevo", "torch", "open_clip_torch", "pymoo", "hydra-core", "mlflow", "numpy")
 # Grid tiles are upscaled (nearest) to at least this many pixels, so small images stay visible.
 MIN_TILE = 128
 
@@ -179,28 +175,6 @@ def generation_metrics(gen: Generation, match: Callable[[np.ndarray], np.ndarray
 
 
 # --- tracking ----------------------------------------------------------------------------------
-
-
-def _git(*args: str) -> str:
-    try:
-        out = subprocess.run(["git", *args], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
-@lru_cache(maxsize=1)
-def provenance_tags() -> dict[str, str]:
-    """Git state and package versions, once per process (sweeps reuse worker processes)."""
-    sha = _git("rev-parse", "HEAD") or "unknown"
-    dirty = _git("status", "--porcelain", "--untracked-files=no")
-    tags = {"mlflow.source.git.commit": sha, "git_sha": sha, "git_dirty": str(bool(dirty)).lower()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            tags[f"version.{package}"] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            tags[f"version.{package}"] = "not installed"
-    return tags
 
 
 def run_params(cfg: DictConfig, choices: dict[str, str]) -> dict[str, object]:

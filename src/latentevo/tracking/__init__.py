@@ -4,7 +4,8 @@ This layer knows MLflow and nothing about search or models: it is handed paramet
 metrics per step, images and arrays.
 """
 
+from .provenance import provenance_tags
 from .run import RunLogger, tracked_run
 from .store import TrackingError, default_tracking_uri, open_experiment, tracking_uri
 
-__all__ = ["RunLogger", "TrackingError", "default_tracking_uri", "open_experiment", "tracked_run", "tracking_uri"]
+__all__ = ["RunLogger", "provenance_tags", "TrackingError", "default_tracking_uri", "open_experiment", "tracked_run", "tracking_uri"]

@@ -6,7 +6,11 @@ needs and inference never sees:
   is a positive for image b whenever everything it names is true of b, so repeated and partial
   captions are never false negatives;
 - hard negative captions that differ from a true caption in one attribute;
-- auxiliary linear heads predicting each attribute from the image and text embeddings.
+- auxiliary linear heads predicting each attribute from the image and text embeddings, which
+  alone train the image tower for its first steps: shape is learned far faster from labels
+  than from captions;
+- no caption, true or false, naming a held-out shape x colour pair, so that those pairs test
+  generalisation to combinations never seen in any form.
 """
 
 from __future__ import annotations
@@ -22,18 +26,20 @@ from torch import nn
 
 from ..models.clip import WORLD_CLIP, build_open_clip
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
-from ..world.captions import perturb_content, sample_content, truth_matrix
-from .data import scene_batch
+from ..world.captions import UNNAMED, perturb_content, sample_content, truth_matrix
+from .data import HELD_OUT_PAIRS, scene_batch
 
 
 @dataclass
 class ClipTrainConfig:
-    steps: int = 2400
+    image_pretrain_steps: int = 1200
+    pretrain_lr: float = 1e-3
+    steps: int = 3000
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 7e-4
     weight_decay: float = 0.05
     warmup: int = 100
-    aux_weight: float = 1.0
+    aux_weight: float = 5.0
     seed: int = 0
 
 
@@ -61,13 +67,40 @@ def sigmoid_truth_loss(image_emb, text_emb, truth, logit_scale, logit_bias) -> t
     return -F.logsigmoid(signs * logits).sum() / len(image_emb)
 
 
+def without_pairs(content: torch.Tensor, pairs: frozenset[tuple[int, int]]) -> torch.Tensor:
+    """Captions naming one of `pairs` (shape, colour) lose their colour."""
+    held = torch.tensor(sorted(pairs))
+    hit = ((content[:, None, :2] == held[None]).all(-1)).any(1)
+    out = content.clone()
+    out[hit, 1] = UNNAMED
+    return out
+
+
 def caption_batch(labels: torch.Tensor, g: torch.Generator, rng: random.Random):
     """True captions, one-attribute-off hard negatives, and captions of unrelated scenes."""
     positives = sample_content(labels, g)
     hard = perturb_content(positives, g)
     shuffled = sample_content(labels[torch.randperm(len(labels), generator=g)], g)
-    content = torch.cat([positives, hard, shuffled])
+    content = without_pairs(torch.cat([positives, hard, shuffled]), HELD_OUT_PAIRS)
     return content, [caption_text(c, rng) for c in content]
+
+
+def pretrain_image_tower(visual, heads: AuxHeads, cfg: ClipTrainConfig, g, mean, std, log, progress) -> None:
+    """Attribute labels alone, image tower only, constant learning rate."""
+    params = list(visual.parameters()) + list(heads.image.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay)
+    for step in range(cfg.image_pretrain_steps):
+        batch = scene_batch(cfg.batch_size, g)
+        features = visual((batch.images - mean) / std)
+        loss = sum(F.cross_entropy(heads.image[a](features), batch.labels[:, i]) for i, a in enumerate(ATTRIBUTES))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % 20 == 0:
+            log(step, {"pretrain_loss": loss.item()})
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(pretrain_loss=f"{loss.item():.3f}")
 
 
 def lr_at(step: int, cfg: ClipTrainConfig) -> float:
@@ -97,6 +130,7 @@ def train_clip(
     mean = torch.tensor(model.visual.image_mean).view(1, 3, 1, 1)
     std = torch.tensor(model.visual.image_std).view(1, 3, 1, 1)
     model.train()
+    pretrain_image_tower(model.visual, heads, cfg, g, mean, std, log, progress)
     for step in range(cfg.steps):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
@@ -118,11 +152,11 @@ def train_clip(
         loss.backward()
         opt.step()
         if step % 20 == 0 or step == cfg.steps - 1:
-            log(step, {"loss": loss.item(), "contrastive": contrastive.item(), "aux": aux.item(), "lr": lr_at(step, cfg)})
+            log(cfg.image_pretrain_steps + step, {"loss": loss.item(), "contrastive": contrastive.item(), "aux": aux.item(), "lr": lr_at(step, cfg)})
         if progress is not None:
             progress.update(1)
             progress.set_postfix(loss=f"{loss.item():.3f}")
         if evaluate is not None and step > 0 and step % eval_every == 0:
-            log(step, evaluate(model.eval()))
+            log(cfg.image_pretrain_steps + step, evaluate(model.eval()))
             model.train()
     return model.eval()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -29,6 +28,7 @@ from ..errors import WeightsError
 from ..models.classifier import ShapesClassifier, shapes_classifier
 from ..models.dcgan import DCGANGenerator
 from ..models.weights import WORLD_DIR, write_manifest
+from ..tracking import open_experiment, provenance_tags
 from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
 from .clip import ClipTrainConfig, train_clip
 from .clip_eval import evaluate_scorer
@@ -39,7 +39,7 @@ EXPERIMENT = "shapes-world"
 MODELS = ("clip", "classifier", "dcgan")
 QUICK_DIR = Path(".cache/world-quick")
 QUICK = {
-    "clip": ClipTrainConfig(steps=6, batch_size=16, warmup=2),
+    "clip": ClipTrainConfig(image_pretrain_steps=3, steps=6, batch_size=16, warmup=2),
     "classifier": ClassifierTrainConfig(steps=6, batch_size=16),
     "dcgan": DCGANTrainConfig(steps=6, batch_size=16),
 }
@@ -53,13 +53,6 @@ def save_model(out: Path, name: str, model: torch.nn.Module, config: dict) -> No
     (out / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def git_sha() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def _roundtrip(model: torch.nn.Module) -> torch.nn.Module:
     """The model as it will be after saving in float16 and loading, so that the numbers
     reported are those of the committed weights."""
@@ -70,7 +63,7 @@ def _roundtrip(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def build_clip(cfg: ClipTrainConfig, out: Path, log, quick: bool) -> dict:
-    with tqdm(total=cfg.steps, desc="mini-CLIP", mininterval=5) as bar:
+    with tqdm(total=cfg.image_pretrain_steps + cfg.steps, desc="mini-CLIP", mininterval=5) as bar:
         model = _roundtrip(train_clip(cfg, log, bar, evaluate=lambda m: evaluate_scorer(OpenClipScorer(m, WORLD_CLIP), n=500)))
     metrics = evaluate_scorer(OpenClipScorer(model, WORLD_CLIP), n=200 if quick else 2000)
     config = {"open_clip_model": WORLD_CLIP, "architecture": open_clip.get_model_config(WORLD_CLIP)}
@@ -108,12 +101,13 @@ def build_dcgan(cfg: DCGANTrainConfig, out: Path, log, quick: bool, classifier: 
 def build(models: tuple[str, ...], out: Path, quick: bool) -> dict[str, dict]:
     out.mkdir(parents=True, exist_ok=True)
     configs = QUICK if quick else FULL
-    mlflow.set_experiment(EXPERIMENT)
+    client, experiment_id = open_experiment(EXPERIMENT)
+    mlflow.set_tracking_uri(client.tracking_uri)
     results = {}
     for name in models:
         cfg = configs[name]
-        with mlflow.start_run(run_name=f"{name}{'-quick' if quick else ''}"):
-            mlflow.set_tags({"git_sha": git_sha(), "torch_threads": torch.get_num_threads(), "model": name})
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}{'-quick' if quick else ''}"):
+            mlflow.set_tags(provenance_tags() | {"torch_threads": str(torch.get_num_threads()), "model": name})
             mlflow.log_params(asdict(cfg))
 
             def log(step: int, metrics: dict) -> None:

@@ -1,0 +1,110 @@
+"""The committed shapes-world models: they load offline, are verified, and meet their numbers."""
+
+import shutil
+
+import pytest
+import torch
+
+from latentevo.errors import WeightsError
+from latentevo.models.classifier import shapes_classifier
+from latentevo.models.clip import shapes_clip
+from latentevo.models.dcgan import dcgan_shapes
+from latentevo.models.weights import WORLD_DIR, read_manifest
+from latentevo.training.classifier import evaluate_classifier
+from latentevo.training.clip_eval import evaluate_scorer
+from latentevo.training.dcgan import real_batch
+from latentevo.training.quality import world_quality
+from latentevo.training.world import main as build_world
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return shapes_clip()
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return shapes_classifier()
+
+
+def test_manifest_lists_every_committed_file():
+    listed = read_manifest(WORLD_DIR)
+    on_disk = {p.name for p in WORLD_DIR.iterdir() if p.suffix in {".safetensors", ".json"}}
+    assert set(listed) == on_disk
+    assert {"clip.safetensors", "classifier.safetensors", "dcgan.safetensors"} <= on_disk
+    assert sum((WORLD_DIR / n).stat().st_size for n in on_disk) < 50 * 2**20
+
+
+def test_mini_clip_names_shape_and_colour_of_held_out_renders(clip):
+    m = evaluate_scorer(clip, n=600, seed=2024)
+    assert m["zeroshot_shape"] >= 0.9
+    assert m["zeroshot_colour"] >= 0.9
+    # Shape x colour pairs that training never rendered are named nearly as well.
+    assert m["zeroshot_shape_heldout_pairs"] >= 0.85
+    assert m["zeroshot_colour_heldout_pairs"] >= 0.85
+    assert m["retrieval_image_to_text_r1"] >= 0.5
+
+
+def test_mini_clip_ranks_true_caption_above_one_attribute_distractors(clip):
+    images = clip.embed_images(real_batch(2, torch.Generator().manual_seed(0)).add(1).div(2))
+    assert images.shape == (2, 128)
+    texts = clip.embed_text(["a red circle", "a blue circle", "a red square"])
+    assert torch.allclose(texts.norm(dim=-1), torch.ones(3), atol=1e-5)
+    assert clip.count_tokens("a red circle") == 5
+
+
+def test_classifier_accuracy_on_held_out_renders(classifier):
+    m = evaluate_classifier(classifier, n=600, seed=99)
+    assert m["accuracy_shape"] >= 0.95
+    assert m["accuracy_colour"] >= 0.95
+    assert m["accuracy_shape_degraded"] >= 0.9
+
+
+def test_dcgan_samples_look_like_the_world(classifier):
+    gen = dcgan_shapes()
+    g = torch.Generator().manual_seed(5)
+    samples = gen(gen.sample_latents(400, g))
+    assert samples.shape == (400, 3, 32, 32)
+    assert samples.min() >= 0 and samples.max() <= 1
+    reference = (real_batch(400, g) + 1) / 2
+    quality = world_quality(classifier, samples, reference)
+    noise = world_quality(classifier, torch.rand_like(samples), reference)
+    assert quality["confident_rate"] >= 0.5
+    assert quality["frechet_classifier"] < 0.2 * noise["frechet_classifier"]
+
+
+def test_random_init_needs_no_weights(tmp_path):
+    assert shapes_clip(random_init=True).context_length == 24
+    assert dcgan_shapes(random_init=True, weights_dir=tmp_path).latent_dim == 100
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing", "unlisted"])
+def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
+    world = tmp_path / "world"
+    shutil.copytree(WORLD_DIR, world)
+    target = world / "classifier.safetensors"
+    if damage == "corrupt":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "missing":
+        target.unlink()
+    else:
+        manifest = world / "MANIFEST.sha256"
+        manifest.write_text("".join(line + "\n" for line in manifest.read_text().splitlines() if "classifier.safetensors" not in line))
+    with pytest.raises(WeightsError) as err:
+        shapes_classifier(weights_dir=world)
+    message = str(err.value)
+    assert "make world" in message and "\n" not in message
+    assert {"corrupt": "checksum", "missing": "missing", "unlisted": "not listed"}[damage] in message
+
+
+def test_world_quick_builds_loadable_models(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    out = tmp_path / "world"
+    build_world(["--quick", "--out", str(out), "--threads", "1"])
+    assert set(read_manifest(out)) == {f"{m}.{ext}" for m in ("clip", "classifier", "dcgan") for ext in ("json", "safetensors")}
+    clip = shapes_clip(weights_dir=out)
+    assert clip.embed_text(["a red circle"]).shape == (1, 128)
+    assert shapes_classifier(weights_dir=out)(torch.rand(2, 3, 64, 64))["shape"].shape == (2, 6)
+    assert dcgan_shapes(weights_dir=out)(torch.zeros(1, 100)).shape == (1, 3, 32, 32)
