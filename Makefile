@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick run sweep bench ui exp-ga-vs-de exp-generators exp-baselines
+.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -22,11 +22,14 @@ test-full: ## every test, slow ones included
 test-trained: ## the tests that judge results with the trained shapes-world models
 	$(PY) -m pytest -m trained_weights
 
-world: ## train the shapes-world models (mini-CLIP, DCGAN, classifier)
+world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world
 	$(PY) -m latentevo.training.world
 
 world-quick: ## a quick, low-quality build of the shapes-world models
 	$(PY) -m latentevo.training.world --quick
+
+world-docs: ## pictures of the shapes world for docs/ (renders with captions, generator samples)
+	$(PY) -m latentevo.training.gallery --out docs
 
 run: ## one run with the defaults (GA, shapes world, "a red circle")
 	$(PY) run.py
@@ -48,3 +51,6 @@ exp-generators: ## thesis generator comparison on the (offline) thesis prompts
 
 exp-baselines: ## GA and DE variants against CMA-ES and random search
 	PY=$(PY) experiments/run.sh baselines
+
+exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: truth_match per prompt
+	PY=$(PY) experiments/run.sh unseen_prompts

@@ -14,7 +14,7 @@ from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
 from latentevo.training.dcgan import real_batch
 from latentevo.training.quality import world_quality
-from latentevo.training.world import main as build_world
+from latentevo.training.world import MODELS, build
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,8 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
 def test_world_quick_builds_loadable_models(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     out = tmp_path / "world"
-    build_world(["--quick", "--out", str(out), "--threads", "1"])
+    results = build(MODELS, out, quick=True)
+    assert set(results) == set(MODELS) and all(results.values())
     assert set(read_manifest(out)) == {f"{m}.{ext}" for m in ("clip", "classifier", "dcgan") for ext in ("json", "safetensors")}
     clip = shapes_clip(weights_dir=out)
     assert clip.embed_text(["a red circle"]).shape == (1, 128)

@@ -32,7 +32,6 @@ class OpenClipScorer(Scorer):
     def __init__(self, model: torch.nn.Module, model_name: str):
         super().__init__()
         self.model = model.eval()
-        self.model.requires_grad_(False)
         self.model_name = model_name
         self.tokenizer = open_clip.get_tokenizer(model_name)
         self.context_length = self.tokenizer.context_length
@@ -69,4 +68,4 @@ def shapes_clip(random_init: bool = False, weights_dir: str | Path = WORLD_DIR) 
     if not random_init:
         state, _ = load_world_model("clip", Path(weights_dir))
         load_state(model, state, Path(weights_dir) / "clip.safetensors")
-    return OpenClipScorer(model, WORLD_CLIP)
+    return OpenClipScorer(model.requires_grad_(False), WORLD_CLIP)

@@ -34,7 +34,7 @@ from .data import HELD_OUT_PAIRS, scene_batch
 class ClipTrainConfig:
     image_pretrain_steps: int = 1200
     pretrain_lr: float = 1e-3
-    steps: int = 3000
+    steps: int = 1200
     batch_size: int = 128
     lr: float = 7e-4
     weight_decay: float = 0.05

@@ -1,0 +1,53 @@
+"""Training code of the world models, on tiny budgets (the real builds are `make world`)."""
+
+import random
+
+import torch
+
+from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
+from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
+from latentevo.training.quality import frechet_distance
+from latentevo.world import parse_prompt
+
+
+def test_evaluating_during_training_leaves_the_model_trainable():
+    seen = []
+
+    def evaluate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return {}
+
+    cfg = ClipTrainConfig(image_pretrain_steps=1, steps=4, batch_size=8, warmup=1)
+    model = train_clip(cfg, evaluate=evaluate, eval_every=1)
+    assert all(p.requires_grad for p in model.parameters())
+    # Parameters keep changing after the first evaluation.
+    first, last = seen[0], model.state_dict()
+    assert any(not torch.equal(first[k], last[k]) for k in first if first[k].is_floating_point())
+
+
+def test_no_training_caption_names_a_held_out_pair():
+    g = torch.Generator().manual_seed(0)
+    batch = scene_batch(256, g)
+    pairs = set(zip(batch.labels[:, 0].tolist(), batch.labels[:, 1].tolist()))
+    assert not pairs & HELD_OUT_PAIRS
+    content, texts = caption_batch(batch.labels, g, random.Random(0))
+    named = {(s, c) for s, c in content[:, :2].tolist() if s >= 0 and c >= 0}
+    assert not named & HELD_OUT_PAIRS
+    assert all(tuple(parse_prompt(t)[:2]) not in HELD_OUT_PAIRS for t in texts)
+    held = torch.tensor([[*sorted(HELD_OUT_PAIRS)[0], -1, -1, -1]])
+    assert without_pairs(held, HELD_OUT_PAIRS)[0, 1] == -1
+
+
+def test_degrade_changes_a_fraction_and_stays_in_range():
+    images = scene_batch(64, torch.Generator().manual_seed(1), augment=False).images
+    out = degrade(images, torch.Generator().manual_seed(2))
+    changed = (out - images).abs().flatten(1).max(1).values > 1e-6
+    assert 0.2 < changed.float().mean() < 0.8
+    assert out.min() >= 0 and out.max() <= 1
+
+
+def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
+    rng = torch.Generator().manual_seed(0)
+    a = torch.randn(500, 8, generator=rng).numpy()
+    assert abs(frechet_distance(a, a)) < 1e-6
+    assert frechet_distance(a, a + 1.0) > frechet_distance(a, a + 0.1) > 0
