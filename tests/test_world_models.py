@@ -43,10 +43,10 @@ def test_mini_clip_names_shape_and_colour_of_held_out_renders(clip):
     m = evaluate_scorer(clip, n=600, seed=2024)
     assert m["zeroshot_shape"] >= 0.9
     assert m["zeroshot_colour"] >= 0.9
-    # Shape x colour pairs that training never rendered are named nearly as well.
-    assert m["zeroshot_shape_heldout_pairs"] >= 0.85
-    assert m["zeroshot_colour_heldout_pairs"] >= 0.85
-    assert m["retrieval_image_to_text_r1"] >= 0.5
+    # Shape x colour pairs never rendered nor captioned in training: named as a pair far above
+    # chance (1/48), though well below the seen pairs.
+    assert m["zeroshot_shape_colour_heldout_pairs"] >= 0.5
+    assert m["retrieval_image_to_text_r1"] >= 0.9
 
 
 @pytest.mark.parametrize("changed", ["shape", "colour"])
