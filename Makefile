@@ -23,7 +23,7 @@ test-trained: ## the tests that judge results with the trained shapes-world mode
 	$(PY) -m pytest -m trained_weights
 
 world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world
-	$(PY) -m latentevo.training.world
+	$(PY) -m latentevo.training.world --jobs 2
 
 world-quick: ## a quick, low-quality build of the shapes-world models
 	$(PY) -m latentevo.training.world --quick

@@ -43,9 +43,8 @@ def test_mini_clip_names_shape_and_colour_of_held_out_renders(clip):
     m = evaluate_scorer(clip, n=600, seed=2024)
     assert m["zeroshot_shape"] >= 0.9
     assert m["zeroshot_colour"] >= 0.9
-    # Shape x colour pairs never rendered nor captioned in training: named as a pair far above
-    # chance (1/48), though well below the seen pairs.
-    assert m["zeroshot_shape_colour_heldout_pairs"] >= 0.5
+    # Shape x colour pairs that no training caption named together: the text tower composes them.
+    assert m["zeroshot_shape_colour_heldout_pairs"] >= 0.85
     assert m["retrieval_image_to_text_r1"] >= 0.9
 
 
@@ -54,7 +53,7 @@ def test_mini_clip_ranks_true_caption_above_distractors(clip, changed):
     """Captions naming shape and colour (and maybe more) against the same caption with the
     shape, or the colour, changed."""
     g, rng = torch.Generator().manual_seed(11), random.Random(11)
-    batch = scene_batch(300, g, held_out=frozenset(), augment=False)
+    batch = scene_batch(300, g, augment=False)
     content = sample_content(batch.labels, g)
     content[:, :2] = batch.labels[:, :2]
     i = ATTRIBUTES.index(changed)

@@ -32,7 +32,7 @@ def train_classifier(cfg: ClassifierTrainConfig, log=lambda step, metrics: None,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
     model.train()
     for step in range(cfg.steps):
-        batch = scene_batch(cfg.batch_size, g, held_out=frozenset())
+        batch = scene_batch(cfg.batch_size, g)
         logits = model(batch.images)
         losses = {a: F.cross_entropy(logits[a], batch.labels[:, i]) for i, a in enumerate(ATTRIBUTES)}
         loss = sum(losses.values()) / len(losses)
@@ -44,7 +44,7 @@ def train_classifier(cfg: ClassifierTrainConfig, log=lambda step, metrics: None,
             log(step, {"loss": loss.item(), **{f"loss_{a}": v.item() for a, v in losses.items()}})
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return model.eval().requires_grad_(False)
 
 
@@ -53,7 +53,7 @@ def evaluate_classifier(model: ShapesClassifier, n: int = 2000, seed: int = 5432
     """Accuracy per attribute on held-out clean renders and on degraded ones."""
     metrics = {}
     for tag, augment in (("", False), ("_degraded", True)):
-        batch = scene_batch(n, torch.Generator().manual_seed(seed), held_out=frozenset(), augment=augment)
+        batch = scene_batch(n, torch.Generator().manual_seed(seed), augment=augment)
         probs = model.predict(batch.images)
         for i, a in enumerate(ATTRIBUTES):
             metrics[f"accuracy_{a}{tag}"] = (probs[a].argmax(1) == batch.labels[:, i]).float().mean().item()

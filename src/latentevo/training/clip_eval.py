@@ -36,7 +36,7 @@ def evaluate_scorer(scorer: Scorer, n: int = 2000, seed: int = 12345, resolution
     """Zero-shot accuracy per attribute, on all renders and on held-out shape x colour pairs;
     accuracy of naming the shape-and-colour pair among all 48; caption retrieval recall@1."""
     g = torch.Generator().manual_seed(seed)
-    batch = scene_batch(n, g, resolution=resolution, held_out=frozenset(), augment=False)
+    batch = scene_batch(n, g, resolution=resolution, augment=False)
     image_emb = _embed_images(scorer, batch.images)
     labels = batch.labels
     pair = labels[:, 0] * len(COLOURS) + labels[:, 1]

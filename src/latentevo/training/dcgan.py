@@ -20,7 +20,7 @@ RESOLUTION = 32
 
 @dataclass
 class DCGANTrainConfig:
-    steps: int = 3000
+    steps: int = 5000
     batch_size: int = 64
     lr: float = 2e-4
     beta1: float = 0.5
@@ -72,5 +72,5 @@ def train_dcgan(cfg: DCGANTrainConfig, log=lambda step, metrics: None, progress=
             log(step, {"loss_d": loss_d.item(), "loss_g": loss_g.item()})
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}")
+            progress.set_postfix(loss_d=f"{loss_d.item():.3f}", loss_g=f"{loss_g.item():.3f}", refresh=False)
     return net_g.eval()

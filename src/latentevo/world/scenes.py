@@ -116,16 +116,14 @@ def _position_of_class(position: torch.Tensor, size: torch.Tensor, g: torch.Gene
 def random_scenes(
     n: int,
     g: torch.Generator,
-    excluded_pairs: frozenset[tuple[int, int]] = frozenset(),
     balanced: bool = True,
 ) -> Scene:
     """Single-object scenes with every named attribute drawn uniformly (training data).
 
-    `excluded_pairs` holds (shape, colour) index pairs that never appear, so that they can be
-    used to test generalisation to unseen combinations. With `balanced`, the batch cycles
-    through every shape x colour pair so that each appears about equally often.
+    With `balanced`, the batch cycles through every shape x colour pair so that each appears
+    about equally often.
     """
-    allowed = [(s, c) for s in range(N_SHAPES) for c in range(N_COLOURS) if (s, c) not in excluded_pairs]
+    allowed = [(s, c) for s in range(N_SHAPES) for c in range(N_COLOURS)]
     pairs = torch.tensor(allowed)
     if balanced:
         reps = -(-n // len(allowed))
