@@ -2,9 +2,18 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# figures-quick keeps its own tracking store (and Hydra job folders, history cache) and output
+QUICK_STORE ?= .cache/figures-quick
+QUICK_OUT ?= figures-quick
+# mlflow-server: where it listens (MLFLOW_HOST=0.0.0.0 for other machines, with
+# MLFLOW_ALLOWED_HOSTS=<name>:<port> for MLflow's host check) and where it keeps runs and artifacts
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
+MLFLOW_ALLOWED_HOSTS ?=
+MLFLOW_SERVER_DIR ?= mlflow-server
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts
+.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -43,7 +52,25 @@ bench: ## speed of one run (pop 16 x 200 generations) and the loop's overhead
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
-exp-ga-vs-de: ## thesis GA vs DE: one prompt x 50 seeds, then figures/ga_vs_de.png
+mlflow-server: ## shared MLflow tracking server (SQLite, artifacts on disk in mlflow-server/), http://127.0.0.1:5000
+	mkdir -p $(MLFLOW_SERVER_DIR)
+	$(VENV)/bin/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
+		--backend-store-uri sqlite:///$(abspath $(MLFLOW_SERVER_DIR))/mlflow.db \
+		--artifacts-destination $(abspath $(MLFLOW_SERVER_DIR))/artifacts \
+		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts $(MLFLOW_ALLOWED_HOSTS))
+
+figures: ## thesis ch. 4 figures: runs the sweeps missing from the store, then figures/ (PNG, PDF, tables, index.md)
+	$(PY) -m analysis.make_figures --run-missing --out figures
+
+figures-only: ## the same figures and tables from the runs already in the store, running nothing
+	$(PY) -m analysis.make_figures --out figures
+
+figures-quick: ## every figure from a few seeds x 12 generations, own store $(QUICK_STORE), into $(QUICK_OUT)/ (minutes on a CPU)
+	mkdir -p $(QUICK_STORE)
+	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(QUICK_STORE))/mlflow.db $(PY) -m analysis.make_figures --quick --run-missing \
+		--out $(QUICK_OUT) --cache-dir $(QUICK_STORE)/cache --sweep-dir $(QUICK_STORE)/multirun
+
+exp-ga-vs-de: ## thesis GA vs DE: one prompt x 50 seeds, then figures/ga_vs_de/
 	PY=$(PY) experiments/run.sh ga_vs_de
 
 exp-generators: ## thesis generator comparison on the (offline) thesis prompts

@@ -19,16 +19,30 @@ TRAINED_CLIP = (WORLD_DIR / "clip.safetensors").is_file()
 MECHANICS_CLIP = [] if TRAINED_CLIP else ["clip.random_init=true"]
 
 
-def run_cli(args: list[str], uri: str, out: Path, env: dict[str, str] | None = None, **kwargs):
-    """`python run.py ARGS` with its outputs under `out`, tracking into `uri`."""
+def _command(args: list[str], uri: str, out: Path, env: dict[str, str] | None) -> tuple[list[str], dict[str, str]]:
     outputs = [f"hydra.run.dir={out}/run", f"hydra.sweep.dir={out}/sweep"]
     multirun = [a for a in args if a == "-m"]
     rest = [a for a in args if a != "-m"]
     environ = os.environ | {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1"} | (env or {})
-    return subprocess.run(
-        [sys.executable, "run.py", *multirun, *rest, *outputs],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600, **kwargs,
-    )
+    return [sys.executable, "run.py", *multirun, *rest, *outputs], environ
+
+
+def run_cli(args: list[str], uri: str, out: Path, env: dict[str, str] | None = None, **kwargs):
+    """`python run.py ARGS` with its outputs under `out`, tracking into `uri`."""
+    command, environ = _command(args, uri, out, env)
+    return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600, **kwargs)
+
+
+def start_cli(args: list[str], uri: str, out: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """`run_cli` in the background, for tests that signal or kill it."""
+    command, environ = _command(args, uri, out, env)
+    return subprocess.Popen(command, cwd=ROOT, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def histories(client: MlflowClient, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Every metric of the run as sorted (step, value) points."""
+    keys = client.get_run(run_id).data.metrics
+    return {key: sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)) for key in keys}
 
 
 def runs_of(uri: str, experiment_name: str):

@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from latentevo.tracking import open_experiment
-from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, run_cli, runs_of
+from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
 
-METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals", "truth_match", "pop_truth_match"]
+METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals", "truth_match", "pop_truth_match",
+           "colour_leak", "pop_colour_leak"]
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def test_each_run_has_contiguous_generations_and_mean_below_best(store, sweep_2x
         mean = {p.step: p.value for p in history["mean_cos_sim"]}
         assert all(mean[s] <= best[s] + 1e-9 for s in range(12))
         assert all(0 <= p.value <= 1 for p in history["truth_match"])
+        assert all(p.value in (0, 1) for p in history["colour_leak"])
         evals = sorted(history["n_evals"], key=lambda p: p.step)
         assert evals[0].value == 16 and evals[-1].value > evals[0].value
 
@@ -93,7 +95,9 @@ def test_each_run_records_config_and_provenance(store, sweep_2x2):
 
 
 def test_same_seed_same_metric_history(store, tmp_path):
-    args = ["-m", "hydra/launcher=local", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", *MECHANICS_CLIP]
+    # resume=false: the second seed=5 job would otherwise be skipped as already FINISHED
+    args = ["-m", "hydra/launcher=local", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", "resume=false",
+            *MECHANICS_CLIP]
     result = run_cli(args, store, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(store, "repro")
@@ -120,48 +124,6 @@ def test_other_generators_algorithms_and_augmented_scoring(store, tmp_path):
         assert "truth_match" not in run.data.metrics  # no ground truth for a GAN
         assert run.data.params["augment.views"] == "2"
         assert run.data.params["choice.generator"] == "dcgan_shapes"
-
-
-NAN_GENERATOR = '''
-import torch
-from latentevo.models.shapes import ShapesGenerator
-
-class NaNShapes(ShapesGenerator):
-    def synthesize(self, z):
-        images = super().synthesize(z)
-        if len(z) > 1:  # generation 0 is fine; the first offspring batch is not
-            images[0] = float("nan")
-        return images
-'''
-LONG_PROMPT = "prompt='" + " ".join(["a big red circle on the left"] * 5) + "'"
-BAD_INPUTS = {
-    "empty prompt": (["prompt=''"], "prompt is empty"),
-    "prompt longer than the context": ([LONG_PROMPT], "longer than the scorer's context"),
-    "pop_size too small for DE": (["algo=de", "pop_size=3"], "pop_size=3 is too small for DE"),
-    "no generations": (["generations=0"], "generations must be an integer >= 1"),
-    "unknown group option": (["algo=simulated_annealing"], "Could not find 'algo/simulated_annealing'"),
-    "NaN fitness": (["generator._target_=nan_generator.NaNShapes"], "fitness is NaN"),
-    "unreachable tracking server": ([], "cannot reach MLflow tracking server"),
-}
-
-
-@pytest.mark.parametrize("case", BAD_INPUTS)
-def test_bad_input_is_one_line_nonzero_exit_and_no_running_run(store, tmp_path, case):
-    args, message = BAD_INPUTS[case]
-    (tmp_path / "nan_generator.py").write_text(NAN_GENERATOR)
-    uri = "http://127.0.0.1:9" if case == "unreachable tracking server" else store
-    experiment = "bad_" + case.replace(" ", "_")
-    short = [] if any(a.startswith("generations=") for a in args) else ["generations=3"]
-    result = run_cli(
-        [*args, *short, f"experiment_name={experiment}", *MECHANICS_CLIP], uri, tmp_path, env={"PYTHONPATH": str(tmp_path)}
-    )
-    assert result.returncode != 0
-    assert len(error_lines(result.stderr)) == 1 and message in error_lines(result.stderr)[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    if uri == store:
-        _, runs = runs_of(store, experiment)
-        assert all(r.info.status != "RUNNING" for r in runs)
-        assert [r.info.status for r in runs] == (["FAILED"] if case == "NaN fitness" else [])
 
 
 def test_ctrl_c_marks_the_run_killed(store, tmp_path):

@@ -48,7 +48,8 @@ def test_every_algorithm_improves_on_its_initial_population(name):
 
 @pytest.mark.parametrize("name", ["ga", "de", "cmaes"])
 def test_same_seed_same_history_other_seed_another(name):
-    a, b, c = (run_algo(name, generations=10, seed=s) for s in (3, 3, 4))
+    # seed 0 included: the cma package reads 0 as "seed from the clock"
+    a, b, c = (run_algo(name, generations=10, seed=s) for s in (0, 0, 1))
     assert all(np.array_equal(x.latents, y.latents) for x, y in zip(a, b))
     assert not np.array_equal(a[-1].latents, c[-1].latents)
 

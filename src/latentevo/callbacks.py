@@ -1,4 +1,5 @@
-"""Hydra callbacks run once in the launching process, before any job of a sweep starts."""
+"""Hydra callbacks: the sweep's preparation in the launching process, and each job's signal
+handling in the process that runs it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from .cli import terminate_as_interrupt
 from .errors import LatentevoError
 from .tracking import open_experiment
 
@@ -38,3 +40,10 @@ class PrepareSweep(Callback):
             raise SystemExit(1) from None
         # Worker processes inherit the environment of the launcher.
         os.environ[SWEEP_SIZE_ENV] = str(sweep_size(config))
+
+
+class HandleSigterm(Callback):
+    """SIGTERM ends a job as Ctrl-C does (its run KILLED), also in a sweep's worker processes."""
+
+    def on_job_start(self, config: DictConfig, **kwargs) -> None:
+        terminate_as_interrupt()

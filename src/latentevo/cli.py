@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from typing import Callable
 
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException
 
-from .errors import LatentevoError
+from .errors import LatentevoError, storage_error
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the run in progress is marked KILLED, what it logged kept."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+def terminate_as_interrupt() -> None:
+    """Turn SIGTERM (a scheduler's or `kill`'s stop) into `Terminated` in this process."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 def one_line(err: BaseException) -> str:
@@ -21,14 +37,34 @@ def one_line(err: BaseException) -> str:
     return " ".join(lines) or type(err).__name__
 
 
+def check_encoding(argv: list[str]) -> None:
+    """Python passes bytes that are not UTF-8 on as lone surrogates, which Hydra's override
+    parser rejects with a lexer error that does not say why."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = arg.encode("utf-8", "surrogateescape").decode("ascii", "backslashreplace")
+            raise LatentevoError(f"argument '{shown}' is not valid UTF-8 text; retype it, or set the terminal "
+                                 "to UTF-8 (e.g. LANG=C.UTF-8)") from None
+
+
 def exit_on_error(hydra_main: Callable[[], object]) -> None:
     # Let exceptions reach this function instead of Hydra's multi-line report.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    terminate_as_interrupt()
     try:
+        check_encoding(sys.argv[1:])
         hydra_main()
     except (LatentevoError, HydraException, OmegaConfBaseException) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(1)
+    except OSError as err:  # e.g. Hydra cannot create its output directory
+        print(f"error: {storage_error(err)}", file=sys.stderr)
+        sys.exit(1)
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -22,10 +22,11 @@ from scipy.spatial.distance import pdist
 from tqdm import tqdm
 
 from .callbacks import SWEEP_SIZE_ENV
-from .errors import ConfigError, LatentevoError
+from .errors import ConfigError, LatentevoError, storage_error
 from .models.base import Generator, Scorer
-from .search import Generation, LatentProblem, PriorSampling, evolve, min_pop_size
-from .tracking import RunLogger, open_experiment, provenance_tags, tracked_run
+from .resume import IDENTITY_TAG, Job, rng_states, set_rng_states
+from .search import Generation, LatentProblem, PriorSampling, evolve, min_pop_size, run_on, state_is_picklable
+from .tracking import RunLogger, open_experiment, provenance_tags, tracked_run, tracking_uri
 from .tracking.store import PROJECT_DIR
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -53,6 +54,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     if cfg.threads is not None:
         _positive_int(cfg, "threads")
+    if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be an integer >= 0 (0: no checkpoints), got {cfg.checkpoint_every!r}")
+    if not isinstance(cfg.resume, bool):
+        raise ConfigError(f"resume must be true or false, got {cfg.resume!r}")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     algorithm_cls = get_class(cfg.algo._target_)
@@ -125,9 +130,12 @@ def fitness(generator: Generator, scorer: Scorer, text_embedding: torch.Tensor, 
     return evaluate
 
 
-def truth_match(generator: Generator, prompt: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    """For generators with a ground truth (the shapes world): latents -> the fraction of the
-    attributes named in the prompt that each latent's image really has."""
+def ground_truth(generator: Generator, prompt: str) -> Callable[[np.ndarray], dict[str, np.ndarray]] | None:
+    """For generators with a ground truth (the shapes world): latents -> what each latent's image
+    really shows, per measure. `truth_match`: the fraction of the attributes named in the prompt
+    that the image has. `colour_leak`, when the prompt names the object's colour and not that
+    colour for the background: 1 where the background has the object's colour (the thesis's
+    colour "leaking" from the object into the background), else 0."""
     if not hasattr(generator, "scenes"):
         return None
     from .world import ATTRIBUTES
@@ -137,13 +145,18 @@ def truth_match(generator: Generator, prompt: str) -> Callable[[np.ndarray], np.
     named = content != UNNAMED
     if not named.any():
         return None
+    colour, background = (int(content[ATTRIBUTES.index(a)]) for a in ("colour", "background"))
+    leak_measured = colour != UNNAMED and background != colour
 
-    def match(latents: np.ndarray) -> np.ndarray:
+    def measure(latents: np.ndarray) -> dict[str, np.ndarray]:
         labels = generator.scenes(torch.from_numpy(latents).float()).labels()
         truth = torch.stack([labels[a].cpu() for a in ATTRIBUTES], dim=1)
-        return (((truth == content) & named).sum(1) / named.sum()).numpy()
+        measures = {"truth_match": (((truth == content) & named).sum(1) / named.sum()).numpy()}
+        if leak_measured:
+            measures["colour_leak"] = (labels["background"].cpu() == colour).double().numpy()
+        return measures
 
-    return match
+    return measure
 
 
 @torch.inference_mode()
@@ -157,7 +170,7 @@ def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8) -> np.n
     return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
-def generation_metrics(gen: Generation, match: Callable[[np.ndarray], np.ndarray] | None) -> dict[str, float]:
+def generation_metrics(gen: Generation, truth: Callable[[np.ndarray], dict[str, np.ndarray]] | None) -> dict[str, float]:
     metrics = {
         "best_cos_sim": gen.best_cos_sim,
         "mean_cos_sim": float(gen.cos_sim.mean()),
@@ -167,10 +180,11 @@ def generation_metrics(gen: Generation, match: Callable[[np.ndarray], np.ndarray
         "diversity": float(pdist(gen.latents).mean() / np.sqrt(gen.latents.shape[1])) if len(gen.latents) > 1 else 0.0,
         "n_evals": gen.n_evals,
     }
-    if match is not None:
-        matches = match(np.vstack([gen.best_latent, gen.latents]))
-        metrics["truth_match"] = float(matches[0])
-        metrics["pop_truth_match"] = float(matches[1:].mean())
+    if truth is not None:
+        # each ground-truth measure of the best image, and its population mean as pop_<measure>
+        for name, values in truth(np.vstack([gen.best_latent, gen.latents])).items():
+            metrics[name] = float(values[0])
+            metrics[f"pop_{name}"] = float(values[1:].mean())
     return metrics
 
 
@@ -194,10 +208,65 @@ def job_label(hydra_cfg) -> str:
 
 
 def run(cfg: DictConfig) -> float:
-    """Evolve, track, and print where the result is; returns the best cos_sim."""
+    """Evolve, track, and print where the result is; returns the best cos_sim. With `resume`, a
+    job whose config already FINISHED is skipped and an interrupted one resumed from its checkpoint."""
     validate(cfg)
     hydra_cfg = HydraConfig.get()
     client, experiment_id = open_experiment(cfg.experiment_name)
+    job = Job.of(cfg, tracking_uri())
+    run_name = hydra_cfg.job.override_dirname or "defaults"
+    label = job_label(hydra_cfg)
+    prefix = f"{label} " if label else ""
+    with job.lock():
+        done = job.finished_run(client, experiment_id) if cfg.resume else None
+        if done is not None:
+            job.discard()
+            print(f"{prefix}skipped {run_name}: MLflow run {done.info.run_id} with the same config already FINISHED "
+                  "(resume=false runs it again)", flush=True)
+            return done.data.metrics.get("best_cos_sim", float("nan"))
+        device, generator, scorer = build_models(cfg)
+        with torch.inference_mode():
+            text_embedding = scorer.embed_text([cfg.prompt])[0]
+        evaluate, sample = fitness(generator, scorer, text_embedding, cfg.batch_size), prior_sampler(generator)
+        # closures over the models: checkpoints refer to them by name, and get them back on load
+        externals = {"evaluate": evaluate, "sample": sample}
+        state = job.load(client, externals) if cfg.resume else None
+        restored = state["algorithm"] if state else None
+        algorithm = restored if restored is not None else build(cfg.algo, sampling=PriorSampling(sample))
+        problem = LatentProblem(evaluate, generator.latent_dim, generator.latent_bound)
+        truth = ground_truth(generator, cfg.prompt)
+
+        choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
+        tags = provenance_tags() | {
+            "device": str(device),
+            "hydra_overrides": " ".join(hydra_cfg.overrides.task),
+            "mlflow.source.name": "run.py",
+            IDENTITY_TAG: job.config_hash,
+        }
+        with tracked_run(client, experiment_id, run_name, tags, resume_run_id=state and state["run_id"]) as tracker:
+            if state is None:
+                tracker.log_params(run_params(cfg, choices))
+                tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            else:
+                how = "restoring its search state" if algorithm.is_initialized else "replaying its generations from the seed"
+                print(f"{prefix}resuming MLflow run {tracker.run_id} ({run_name}) after generation {state['generation']}, "
+                      f"{how}", flush=True)
+                tracker.log_points(state["pending"])
+                if algorithm.is_initialized:
+                    set_rng_states(state["rng"], generator, scorer)
+
+            def checkpoint(index: int) -> None:
+                job.save(search_state(index, algorithm, tracker, generator, scorer), externals)
+
+            best = evolve_tracked(cfg, algorithm, problem, generator, truth, tracker, f"{label} {run_name}".strip(), checkpoint)
+            best_image = tracker.artifact_location("best.png")
+        job.discard()
+    print(f"{prefix}best cos_sim {best:.4f} | best image {best_image} | MLflow run {tracker.run_id}", flush=True)
+    return best
+
+
+def build_models(cfg: DictConfig) -> tuple[torch.device, Generator, Scorer]:
+    """Seeded first, so that randomly initialised models are the same in a resumed run."""
     seed_everything(cfg.seed)
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
@@ -205,40 +274,38 @@ def run(cfg: DictConfig) -> float:
     generator: Generator = build(cfg.generator).to(device)
     scorer = build_scorer(cfg, device)
     check_prompt(cfg.prompt, scorer)
-    algorithm = build(cfg.algo, sampling=PriorSampling(prior_sampler(generator)))
-    with torch.inference_mode():
-        text_embedding = scorer.embed_text([cfg.prompt])[0]
-    problem = LatentProblem(
-        fitness(generator, scorer, text_embedding, cfg.batch_size), generator.latent_dim, generator.latent_bound
-    )
-    match = truth_match(generator, cfg.prompt)
+    return device, generator, scorer
 
-    choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
-    tags = provenance_tags() | {
-        "device": str(device),
-        "hydra_overrides": " ".join(hydra_cfg.overrides.task),
-        "mlflow.source.name": "run.py",
+
+def search_state(index: int, algorithm, tracker: RunLogger, generator: Generator, scorer: Scorer) -> dict:
+    """What a checkpoint holds after generation `index`."""
+    return {
+        "run_id": tracker.run_id,
+        "generation": index,
+        "algorithm": algorithm if state_is_picklable(algorithm) else None,
+        "rng": rng_states(generator, scorer),
+        # metrics not yet sent: kept here until the store has them
+        "pending": tracker.pending(),
     }
-    run_name = hydra_cfg.job.override_dirname or "defaults"
-    label = job_label(hydra_cfg)
-    with tracked_run(client, experiment_id, run_name, tags) as tracker:
-        tracker.log_params(run_params(cfg, choices))
-        tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        best = evolve_tracked(cfg, algorithm, problem, generator, match, tracker, desc=f"{label} {run_name}".strip())
-        best_image = tracker.artifact_location("best.png")
-    prefix = f"{label} " if label else ""
-    print(f"{prefix}best cos_sim {best:.4f} | best image {best_image} | MLflow run {tracker.run_id}", flush=True)
-    return best
 
 
-def evolve_tracked(cfg, algorithm, problem, generator, match, tracker: RunLogger, desc: str) -> float:
-    """The generation loop: metrics every generation, population grids every `log_every`."""
-    with tqdm(total=cfg.generations, desc=desc, unit="gen", dynamic_ncols=True) as bar:
-        for gen in evolve(algorithm, problem, cfg.generations, cfg.seed):
-            tracker.log_metrics(gen.index, generation_metrics(gen, match))
+def evolve_tracked(cfg, algorithm, problem, generator, truth, tracker: RunLogger, desc: str,
+                   checkpoint: Callable[[int], None]) -> float:
+    """The generation loop: metrics every generation, population grids every `log_every`, and
+    the search state every `checkpoint_every`, with the metrics not yet sent (the tracker sends
+    them in batches). A restored algorithm carries on where its checkpoint left it."""
+    if algorithm.is_initialized:
+        start, generations = algorithm.n_iter - 1, run_on(algorithm)
+    else:
+        start, generations = 0, evolve(algorithm, problem, cfg.generations, cfg.seed)
+    with tqdm(total=cfg.generations, initial=start, desc=desc, unit="gen", dynamic_ncols=True) as bar:
+        for gen in generations:
+            tracker.log_metrics(gen.index, generation_metrics(gen, truth))
             if gen.index % cfg.log_every == 0 or not algorithm.has_next():
                 order = np.argsort(-gen.cos_sim)
                 tracker.log_image(image_grid(generator, gen.latents[order]), f"population/gen_{gen.index:04d}.png")
+            if cfg.checkpoint_every and (gen.index + 1) % cfg.checkpoint_every == 0 and algorithm.has_next():
+                checkpoint(gen.index)
             bar.set_postfix_str(f"best cos_sim {gen.best_cos_sim:.4f}", refresh=False)
             bar.update()
     tracker.log_image(image_grid(generator, gen.best_latent[None]), "best.png")
@@ -252,7 +319,10 @@ def run_job(cfg: DictConfig) -> float:
     """The Hydra task. A LatentevoError ends a single run with its one-line message (the run
     is already marked FAILED); in a sweep it fails this job and the sweep goes on."""
     try:
-        return run(cfg)
+        try:
+            return run(cfg)
+        except OSError as err:
+            raise storage_error(err) from err
     except LatentevoError as err:
         hydra_cfg = HydraConfig.get()
         if hydra_cfg.mode == RunMode.RUN:

@@ -4,7 +4,9 @@ This layer sees only numpy arrays and an `evaluate(latents) -> cos_sim` function
 nothing about generators, scorers or tracking.
 """
 
-from .loop import Generation, evolve, min_pop_size
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .loop import Generation, evolve, min_pop_size, run_on, state_is_picklable
 from .problem import FitnessError, LatentProblem, PriorSampling
 
-__all__ = ["FitnessError", "Generation", "LatentProblem", "PriorSampling", "evolve", "min_pop_size"]
+__all__ = ["CheckpointError", "FitnessError", "Generation", "LatentProblem", "PriorSampling", "evolve", "load_checkpoint",
+           "min_pop_size", "run_on", "save_checkpoint", "state_is_picklable"]

@@ -14,3 +14,8 @@ class CMAES(PymooCMAES):
     def __init__(self, sampling: Sampling, pop_size: int, **kwargs):
         super().__init__(x0=sampling, pop_size=pop_size, **kwargs)
         self.n_sample_points = pop_size
+
+    def _setup(self, problem, **kwargs):
+        super()._setup(problem, **kwargs)
+        # cma reads seed 0 as "seed from the clock": shifted, every seed (0 included) reproduces
+        self.options["seed"] = self.seed + 1

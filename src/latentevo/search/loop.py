@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
+from pymoo.algorithms.soo.nonconvex.cmaes import CMAES
 from pymoo.algorithms.soo.nonconvex.de import DE
 from pymoo.core.algorithm import Algorithm
 
@@ -48,10 +49,20 @@ def snapshot(algorithm: Algorithm, index: int) -> Generation:
 def evolve(algorithm: Algorithm, problem: LatentProblem, generations: int, seed: int) -> Iterator[Generation]:
     """Run `algorithm` for `generations` generations, yielding the state after each one."""
     algorithm.setup(problem, termination=("n_gen", generations), seed=seed, verbose=False)
-    index = 0
+    return run_on(algorithm)
+
+
+def run_on(algorithm: Algorithm) -> Iterator[Generation]:
+    """Step a set-up algorithm, fresh or restored from a checkpoint, to its termination."""
     while algorithm.has_next():
         infills = algorithm.ask()
-        algorithm.evaluator.eval(problem, infills)
+        algorithm.evaluator.eval(algorithm.problem, infills)
         algorithm.tell(infills=infills)
-        yield snapshot(algorithm, index)
-        index += 1
+        # pymoo counts generations from 1 and has moved on to the next one
+        yield snapshot(algorithm, algorithm.n_iter - 2)
+
+
+def state_is_picklable(algorithm: Algorithm) -> bool:
+    """pymoo's CMA-ES keeps its state in a running generator, which its pickle leaves out; such a
+    run resumes by replaying its generations from the seed instead."""
+    return not isinstance(algorithm, CMAES)

@@ -36,7 +36,7 @@ class LatentProblem(Problem):
         if bad.any():
             raise FitnessError(
                 f"fitness is NaN or infinite for {int(bad.sum())} of {len(x)} latents; "
-                "the generator or scorer produced invalid values"
+                "the generator or scorer produced invalid values; check their weights and outputs"
             )
         out["F"] = -cos_sim[:, None]
 

@@ -1,5 +1,6 @@
-"""One tracked MLflow run: start, batched metrics, artifacts, and an end state that is never
-left RUNNING (FINISHED, FAILED on an exception, KILLED on Ctrl-C)."""
+"""One tracked MLflow run: start or resume, batched metrics, artifacts, and an end state that is
+never left RUNNING while the store can be reached (FINISHED, FAILED on an exception, KILLED on
+Ctrl-C or SIGTERM)."""
 
 from __future__ import annotations
 
@@ -11,21 +12,45 @@ from typing import Iterator, Mapping
 from urllib.parse import unquote, urlparse
 
 import numpy as np
+import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+from sqlalchemy.exc import SQLAlchemyError
+
+from .store import TrackingError
 
 # log_batch accepts at most 1000 metrics and 100 params per call.
 MAX_BATCH_METRICS = 1000
 MAX_BATCH_PARAMS = 100
+#: a metric point as checkpoints keep it: key, value, timestamp (ms), step
+MetricPoint = tuple[str, float, int, int]
+
+
+class TrackingLost(TrackingError):
+    """The store stopped answering during a run (MLflow's client has retried with backoff)."""
+
+
+@contextlib.contextmanager
+def _store_call(client: MlflowClient, what: str) -> Iterator[None]:
+    try:
+        yield
+    except (MlflowException, requests.RequestException, SQLAlchemyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TrackingLost(f"lost the MLflow tracking store {client.tracking_uri} while {what} ({first[:300]}); "
+                           "once it is back, run the same command again to resume") from err
 
 
 class RunLogger:
     """Logs into one run; metrics are buffered and sent in batches."""
 
-    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 2.0):
+    def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 2.0,
+                 logged: set[tuple[str, int]] | None = None):
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
         self._metrics: list[Metric] = []
         self._last_flush = time.monotonic()
+        # (key, step) already in the store: a resumed run does not log them twice
+        self._logged = logged or set()
 
     def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> None:
         entries = [Param(k, str(v)) for k, v in params.items()]
@@ -36,29 +61,43 @@ class RunLogger:
 
     def log_metrics(self, step: int, metrics: Mapping[str, float]) -> None:
         now = int(time.time() * 1000)
-        self._metrics += [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.log_points([(k, float(v), now, step) for k, v in metrics.items()])
+
+    def log_points(self, points: list[MetricPoint]) -> None:
+        self._metrics += [Metric(k, v, t, s) for k, v, t, s in points if (k, s) not in self._logged]
         if len(self._metrics) >= MAX_BATCH_METRICS or time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
+    def pending(self) -> list[MetricPoint]:
+        """Metrics logged but not yet sent to the store."""
+        return [(m.key, m.value, m.timestamp, m.step) for m in self._metrics]
+
     def flush(self) -> None:
-        while self._metrics:
-            batch, self._metrics = self._metrics[:MAX_BATCH_METRICS], self._metrics[MAX_BATCH_METRICS:]
-            self.client.log_batch(self.run_id, metrics=batch)
+        """Sends the buffered metrics; what a failed call did not send stays buffered."""
+        with _store_call(self.client, "sending metrics"):
+            while self._metrics:
+                batch = self._metrics[:MAX_BATCH_METRICS]
+                self.client.log_batch(self.run_id, metrics=batch)
+                self._logged |= {(m.key, m.step) for m in batch}
+                del self._metrics[: len(batch)]
         self._last_flush = time.monotonic()
 
     def log_image(self, image: np.ndarray, artifact_file: str) -> None:
         """(H, W, 3) uint8 image as a PNG artifact."""
-        self.client.log_image(self.run_id, image, artifact_file=artifact_file)
+        with _store_call(self.client, f"logging {artifact_file}"):
+            self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        with _store_call(self.client, f"logging {artifact_file}"):
+            self.client.log_text(self.run_id, text, artifact_file)
 
     def log_arrays(self, name: str, **arrays: np.ndarray) -> None:
         """Arrays in one compressed .npz artifact, `name`, at the artifact root."""
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             np.savez_compressed(path, **arrays)
-            self.client.log_artifact(self.run_id, str(path))
+            with _store_call(self.client, f"logging {name}"):
+                self.client.log_artifact(self.run_id, str(path))
 
     def artifact_location(self, artifact_file: str) -> str:
         """A local path for artifacts in a local store, else the artifact URI."""
@@ -67,12 +106,27 @@ class RunLogger:
         return unquote(parsed.path) if parsed.scheme in ("", "file") else uri
 
 
+def logged_points(client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
+    """(key, step) of every metric point the run has in the store."""
+    keys = client.get_run(run_id).data.metrics
+    return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+
 @contextlib.contextmanager
 def tracked_run(
-    client: MlflowClient, experiment_id: str, run_name: str, tags: Mapping[str, str] | None = None
+    client: MlflowClient,
+    experiment_id: str,
+    run_name: str,
+    tags: Mapping[str, str] | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[RunLogger]:
-    run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
-    logger = RunLogger(client, run.info.run_id)
+    """A new run, or with `resume_run_id` that run set RUNNING again, its logged metrics kept."""
+    if resume_run_id is None:
+        run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
+        logger = RunLogger(client, run.info.run_id)
+    else:
+        client.update_run(resume_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        logger = RunLogger(client, resume_run_id, logged=logged_points(client, resume_run_id))
     status = RunStatus.FAILED
     try:
         yield logger
@@ -81,9 +135,17 @@ def tracked_run(
     except KeyboardInterrupt:
         status = RunStatus.KILLED
         raise
+    except TrackingLost:
+        # Every further call to a lost server would be retried for minutes: the run stays RUNNING
+        # there until it is resumed. A local store is still told, if it can be.
+        status = None if urlparse(client.tracking_uri).scheme in ("http", "https") else RunStatus.FAILED
+        raise
     finally:
-        if status != RunStatus.FINISHED:
+        if status == RunStatus.FINISHED:
+            client.set_terminated(logger.run_id, RunStatus.to_string(status))
+        elif status is not None:
             # Keep what was measured before the failure; the failure itself is what matters.
             with contextlib.suppress(Exception):
                 logger.flush()
-        client.set_terminated(logger.run_id, RunStatus.to_string(status))
+            with contextlib.suppress(Exception):
+                client.set_terminated(logger.run_id, RunStatus.to_string(status))

@@ -62,7 +62,8 @@ def _check_reachable(uri: str) -> None:
                                 "start it or unset MLFLOW_TRACKING_URI") from err
     db = _sqlite_path(uri)
     if db is not None and not db.parent.is_dir():
-        raise TrackingError(f"MLflow tracking store {uri}: directory {db.parent} does not exist")
+        raise TrackingError(f"MLflow tracking store {uri}: directory {db.parent} does not exist; create it or "
+                            "point MLFLOW_TRACKING_URI at another store")
 
 
 def _artifact_location(uri: str, experiment_name: str) -> str | None:

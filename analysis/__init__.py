@@ -1,0 +1,1 @@
+"""Thesis figures and statistics from the MLflow store: `python -m analysis.make_figures`."""

@@ -1,0 +1,159 @@
+"""MLflow runs -> tidy pandas frames: one row per run (its identity and final metrics), and one
+row per run x generation (its identity and every metric logged at that generation).
+
+    runs = load_runs("ga_vs_de")
+    runs.history.query("algorithm == 'ga'").groupby("generation")["best_cos_sim"].mean()
+
+Metric histories are cached in a file keyed on the runs' ids and end times, so a second load of
+unchanged runs reads no history from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from latentevo.tracking import tracking_uri
+from latentevo.tracking.store import PROJECT_DIR
+
+DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "analysis"
+# params that say which job a run was, under the names the analysis uses
+IDENTITY = {
+    "choice.algo": "algorithm",
+    "choice.generator": "generator",
+    "prompt": "prompt",
+    "seed": "seed",
+    "generations": "generations",
+    "pop_size": "pop_size",
+}
+INT_COLUMNS = ("seed", "generations", "pop_size")
+# the run table's columns before its metrics
+BASE_COLUMNS = ["run_id", "end_time", "artifact_uri", *IDENTITY.values()]
+# MLflow's largest page for search_runs
+PAGE_SIZE = 1000
+# concurrent metric-history requests: each is one small store query
+HISTORY_WORKERS = 8
+
+
+@dataclass
+class Runs:
+    experiment: str
+    runs: pd.DataFrame  # one row per run: run_id, identity columns, final value of every metric
+    history: pd.DataFrame  # one row per run x generation: run_id, identity columns, generation, metrics
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+
+def client_for(uri: str | None) -> tuple[MlflowClient, str]:
+    """A client on `uri`, else on the project's store, and the URI it uses."""
+    uri = uri or tracking_uri()
+    return MlflowClient(tracking_uri=uri), uri
+
+
+def search_finished(client: MlflowClient, experiment: str, filter_string: str = "") -> list[Run]:
+    """Every FINISHED run of the experiment that matches the MLflow filter, page by page."""
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    query = " and ".join(f for f in ("attributes.status = 'FINISHED'", filter_string) if f)
+    runs, token = [], None
+    while True:
+        page = client.search_runs([found.experiment_id], query, max_results=PAGE_SIZE, page_token=token)
+        runs += page
+        token = page.token
+        if not token:
+            return runs
+
+
+def run_table(runs: list[Run]) -> pd.DataFrame:
+    """One row per run; a job run again (same identity) counts once, its latest run kept, so
+    that a re-run sweep does not weigh some seeds twice."""
+    rows = [
+        {"run_id": r.info.run_id, "end_time": r.info.end_time, "artifact_uri": r.info.artifact_uri}
+        | {column: r.data.params.get(param) for param, column in IDENTITY.items()}
+        | r.data.metrics
+        for r in runs
+    ]
+    table = pd.DataFrame(rows)
+    table = table.reindex(columns=[*BASE_COLUMNS, *sorted(set(table.columns) - set(BASE_COLUMNS))])
+    for column in INT_COLUMNS:
+        table[column] = pd.to_numeric(table[column]).astype("Int64")
+    table = table.sort_values("end_time").drop_duplicates(list(IDENTITY.values()), keep="last")
+    return table.sort_values(list(IDENTITY.values())).reset_index(drop=True)
+
+
+def _histories(client: MlflowClient, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    def one(run_id: str, key: str) -> list[tuple[str, int, str, float]]:
+        return [(run_id, p.step, key, p.value) for p in client.get_metric_history(run_id, key)]
+
+    jobs = [(run_id, key) for run_id in runs["run_id"] for key in metrics]
+    with ThreadPoolExecutor(HISTORY_WORKERS) as pool:
+        points = [p for chunk in pool.map(lambda job: one(*job), jobs) for p in chunk]
+    long = pd.DataFrame(points, columns=["run_id", "generation", "metric", "value"])
+    if long.empty:
+        return pd.DataFrame(columns=["run_id", "generation"])
+    wide = long.pivot_table(index=["run_id", "generation"], columns="metric", values="value", aggfunc="last")
+    return wide.reset_index().rename_axis(columns=None)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:16]
+
+
+def _cache_files(cache_dir: Path, uri: str, experiment: str, filter_string: str, runs: pd.DataFrame) -> tuple[Path, list[Path]]:
+    """The cache file of this query of this store, named so that it changes whenever the set of
+    runs or any run's end time changes; and the query's older, stale cache files."""
+    prefix = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', experiment)}-{_digest(uri, experiment, filter_string)}"
+    current = cache_dir / f"{prefix}-{_digest(*runs['run_id'], *runs['end_time'])}.pkl"
+    return current, [f for f in cache_dir.glob(f"{prefix}-*.pkl") if f != current]
+
+
+def load_runs(
+    experiment: str,
+    filter_string: str = "",
+    uri: str | None = None,
+    cache_dir: Path | None = DEFAULT_CACHE_DIR,
+) -> Runs:
+    """The experiment's finished runs that match `filter_string` (MLflow search syntax, e.g.
+    "params.`choice.algo` = 'ga'"), as a run table and a per-generation history.
+    `cache_dir=None` reads every history from the store."""
+    client, uri = client_for(uri)
+    runs = run_table(search_finished(client, experiment, filter_string))
+    if runs.empty:
+        return Runs(experiment, runs, pd.DataFrame(columns=["run_id", *IDENTITY.values(), "generation"]))
+    metrics = list(runs.columns[len(BASE_COLUMNS):])
+    if cache_dir is None:
+        history = _histories(client, runs, metrics)
+    else:
+        cache, stale = _cache_files(cache_dir, uri, experiment, filter_string, runs)
+        if cache.is_file():
+            history = pd.read_pickle(cache)
+        else:
+            history = _histories(client, runs, metrics)
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            history.to_pickle(cache)
+            for old in stale:
+                old.unlink()
+    identity = runs[["run_id", *IDENTITY.values()]]
+    history = identity.merge(history, on="run_id", how="inner").sort_values([*IDENTITY.values(), "generation"])
+    return Runs(experiment, runs, history.reset_index(drop=True))
+
+
+def logged_generations(client: MlflowClient, run_id: str) -> list[int]:
+    """Generations whose population grid the run logged (population/gen_NNNN.png)."""
+    names = (Path(a.path).name for a in client.list_artifacts(run_id, "population"))
+    return sorted(int(m.group(1)) for m in map(re.compile(r"gen_(\d+)\.png$").search, names) if m)
+
+
+def artifact_file(client: MlflowClient, run_id: str, path: str, dst: Path) -> Path:
+    """A local copy of one artifact of the run, under dst."""
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, path, str(dst)))

@@ -1,0 +1,249 @@
+"""The thesis's chapter 4 figures and the statistics behind them, from the MLflow store.
+
+    python -m analysis.make_figures --run-missing        # run the sweeps not in the store yet, then draw
+    python -m analysis.make_figures                      # draw from the runs already in the store
+    python -m analysis.make_figures --quick --run-missing --out figures-quick   # a few seeds, a few generations
+
+Writes every figure as PNG and PDF under --out, the tables as CSV and Markdown, and index.md,
+which names each figure's counterpart in the thesis. The store is $MLFLOW_TRACKING_URI, else
+the project's mlflow.db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+
+from latentevo.tracking import tracking_uri
+
+from . import figures as F
+from . import stats
+from .load import DEFAULT_CACHE_DIR, Runs, load_runs
+from .sweeps import run_missing
+
+EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a build draws: sweep overrides per experiment, and which generations to show."""
+
+    overrides: dict[str, list[str]]
+    grid_generations: tuple[int, ...]  # population grids (thesis: generations 10, 100, 200)
+    early_generation: int  # "GA ahead of DE early" is tested here (thesis: generation 10)
+    final_image_seeds: int  # seeds shown in the final-image figure
+
+
+THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
+FULL = Settings({name: [] for name in EXPERIMENTS}, (10, 100, 200), 10, 6)
+# A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
+QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
+QUICK = Settings(
+    {
+        "ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
+        "generators": ["algo=ga", "seed=range(2)", *QUICK_COMMON],
+        "baselines": ["seed=range(2)", *QUICK_COMMON],
+        "unseen_prompts": ["seed=0", *QUICK_COMMON],
+    },
+    (3, 6, 12),
+    3,
+    3,
+)
+
+
+@dataclass
+class Entry:
+    name: str  # file stem under the output folder
+    title: str
+    thesis: str  # the thesis's counterpart, or what the figure adds
+    figure: Figure
+
+
+def ga_vs_de(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    seed = int(runs.runs["seed"].min())
+    generations = sorted(runs.history["generation"].unique())
+    grids: dict[int, str] = {}  # generation shown -> the thesis figure it stands for
+    for wanted, thesis in zip(settings.grid_generations, THESIS_GRIDS):
+        grids.setdefault(F.nearest_logged(generations, [wanted])[0], thesis)
+    entries = [
+        Entry(f"ga_vs_de_population_gen{g:04d}", f"Population at generation {g}, GA and DE, seed {seed}", thesis,
+              F.population_grid(runs, client, g, seed))
+        for g, thesis in grids.items()
+    ]
+    seeds = sorted(runs.runs["seed"].unique())[: settings.final_image_seeds]
+    return entries + [
+        Entry("ga_vs_de_mean_reversed", "Mean reversed cos_sim per generation, 95 % CI over seeds", "fig 4.7",
+              F.convergence(runs, "mean_cos_sim", reversed_=True)),
+        Entry("ga_vs_de_mean", "Mean cos_sim per generation (plain orientation)", "fig 4.7, plain",
+              F.convergence(runs, "mean_cos_sim")),
+        Entry("ga_vs_de_final_images", "Best image of each run", "fig 4.8", F.final_images(runs, client, seeds)),
+        Entry("ga_vs_de_best_reversed", "Best reversed cos_sim per generation, 95 % CI over seeds", "fig 4.9",
+              F.convergence(runs, "best_cos_sim", reversed_=True)),
+        Entry("ga_vs_de_best", "Best cos_sim per generation (plain orientation)", "fig 4.9, plain",
+              F.convergence(runs, "best_cos_sim")),
+        Entry("ga_vs_de_population_measures", "Diversity, colour leak and truth_match of the population",
+              "text of §4.2 (diversity loss, colour leaking into the background)",
+              F.population_measures(runs, ["diversity", "pop_colour_leak", "pop_truth_match"])),
+    ]
+
+
+def generators(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    prompts = sorted(runs.runs["prompt"].unique())
+    entries = [
+        Entry(f"generators_best_images_{slug(prompt)}", f'Best images per generator, "{prompt}"', "figs 4.10–4.13",
+              F.generator_best_images(runs, client, prompt))
+        for prompt in prompts
+    ]
+    entries.append(Entry("generators_final_cos_sim", "Final best cos_sim per generator and prompt",
+                         "figs 4.10–4.13, in numbers", F.final_strip(runs, "best_cos_sim")))
+    return entries
+
+
+def baselines(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    return [
+        Entry("baselines_best", "Best cos_sim per generation, all algorithms", "fig 4.9 with the baselines",
+              F.convergence(runs, "best_cos_sim")),
+        Entry("baselines_mean", "Mean cos_sim per generation, all algorithms", "fig 4.7 with the baselines",
+              F.convergence(runs, "mean_cos_sim")),
+    ]
+
+
+def unseen_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    return [Entry("unseen_prompts_truth_match", "Final truth_match per prompt never captioned in training",
+                  "none (is the CLIP fitness exploitable?)", F.final_strip(runs, "truth_match", hue="algorithm"))]
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts}
+
+
+def save(entry: Entry, out: Path) -> None:
+    for suffix in ("png", "pdf"):
+        entry.figure.savefig(out / f"{entry.name}.{suffix}", dpi=150, bbox_inches="tight")
+    plt.close(entry.figure)
+
+
+def write_table(table: pd.DataFrame, out: Path, name: str) -> str:
+    table.to_csv(out / f"{name}.csv", index=False)
+    text = stats.markdown(stats.mean_pm_std(table))
+    (out / f"{name}.md").write_text(text)
+    return text
+
+
+def observation_lines(obs: pd.DataFrame, early: pd.DataFrame) -> list[str]:
+    """The thesis's observations, each with the numbers that support or contradict it."""
+    lines = []
+    for row in early.itertuples():
+        lines.append(
+            f"- GA ahead of DE early ({row.generator}, \"{row.prompt}\"): {row.metric} at generation "
+            f"{int(obs['early_generation'].iloc[0])}, median GA {row.median_ga:.4f} vs DE {row.median_de:.4f}, "
+            f"Mann–Whitney p = {row.p_value:.3g}, rank-biserial {row.rank_biserial:+.2f} (> 0: GA ahead)."
+        )
+    for row in obs.itertuples():
+        where = f"{F.algorithm_name(row.algorithm)}, {row.generator}, \"{row.prompt}\""
+        lines.append(f"- Plateau ({where}): {row.late_improvement_share:.1%} of the best cos_sim's improvement "
+                     f"came in the last quarter of the generations.")
+        lines.append(f"- Diversity ({where}): {row.first_diversity:.3f} at generation 0, {row.final_diversity:.3f} "
+                     f"at the last ({row.diversity_kept:.0%} kept).")
+        if pd.notna(getattr(row, "final_pop_colour_leak", float("nan"))):
+            lines.append(f"- Colour leak ({where}): background in the object's colour in "
+                         f"{row.first_pop_colour_leak:.1%} of the population at generation 0, "
+                         f"{row.final_pop_colour_leak:.1%} at the last; best image leaks in "
+                         f"{row.final_colour_leak:.0%} of runs.")
+    return lines
+
+
+def build(out: Path, settings: Settings, experiments: list[str], run: bool, fraction: float,
+          cache_dir: Path | None, sweep_dir: Path | None = None) -> list[str]:
+    """Runs the missing sweeps (if `run`; Hydra's job folders under `sweep_dir`), draws every
+    figure, writes tables and the index. Returns the experiments that had no runs to draw."""
+    out.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient(tracking_uri())
+    index = [f"# Figures\n\nFrom the MLflow store `{tracking_uri()}`. Curves: mean over runs (seeds) with a 95 % "
+             f"bootstrap confidence band. cos_sim: CLIP cosine similarity, dimensionless.\n"]
+    if settings is QUICK:
+        index.append("Quick build (a few seeds, 12 generations, population 8): it shows that every figure can be "
+                     "drawn; its numbers say nothing about the thesis's claims.\n")
+    tables, skipped = [], []
+    for name in experiments:
+        if run:
+            run_missing(name, settings.overrides[name], sweep_dir=sweep_dir)
+        runs = load_runs(name, cache_dir=cache_dir)
+        if not len(runs):
+            print(f"{name}: no finished runs, nothing drawn (run `make figures` or experiments/run.sh {name})")
+            skipped.append(name)
+            continue
+        index.append(f"\n## {name} ({len(runs)} runs)\n\n| figure | thesis | file |\n|---|---|---|")
+        for entry in DRAW[name](runs, client, settings):
+            save(entry, out)
+            index.append(f"| {entry.title} | {entry.thesis} | [{entry.name}.png]({entry.name}.png), "
+                         f"[pdf]({entry.name}.pdf) |")
+            print(f"{name}: {out / entry.name}.png")
+        tables.append((name, runs))
+    index += summary_sections(out, tables, settings, fraction)
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    print(f"index: {out / 'index.md'}")
+    return skipped
+
+
+def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settings, fraction: float) -> list[str]:
+    """summary, rank_tests and observations tables over all experiments, and their index text."""
+    if not tables:
+        return []
+    summary = pd.concat([stats.summary(runs, fraction).assign(experiment=name) for name, runs in tables])
+    tests = pd.concat([stats.rank_tests(runs.runs, ["best_cos_sim", "mean_cos_sim"]).assign(experiment=name)
+                       for name, runs in tables])
+    sections = [
+        f"\n## Summary (final values, mean and std over runs; generations and evaluations to "
+        f"{fraction:.0%} of the best cos_sim's improvement from generation 0)\n",
+        write_table(summary, out, "summary"),
+        "\n## GA vs DE: two-sided Mann–Whitney U on final values (rank-biserial > 0: GA higher)\n",
+        write_table(tests, out, "rank_tests"),
+    ]
+    obs = pd.concat([stats.observations(runs, settings.early_generation).assign(experiment=name)
+                     for name, runs in tables])
+    early = pd.concat([stats.early_lead_tests(runs, settings.early_generation).assign(experiment=name)
+                       for name, runs in tables])
+    sections += ["\n## The thesis's observations, in numbers\n"]
+    if "ga_vs_de" in dict(tables):
+        in_ga_vs_de = obs[obs["experiment"] == "ga_vs_de"]
+        sections.append("\n".join(observation_lines(in_ga_vs_de, early[early["experiment"] == "ga_vs_de"])) + "\n")
+    sections += [
+        "Per algorithm and setting, every experiment (means over runs; `late_improvement_share`: share of the "
+        "best cos_sim's improvement made in the last quarter of the generations; `*_colour_leak`: background in "
+        "the object's colour, shapes generator only):\n",
+        write_table(obs, out, "observations"),
+        "\nGA vs DE at the early generation (Mann–Whitney U, rank-biserial > 0: GA ahead):\n",
+        write_table(early, out, "early_lead_tests"),
+    ]
+    return sections
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("figures"))
+    parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
+    parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
+    parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
+    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")
+    parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")
+    args = parser.parse_args()
+    skipped = build(args.out, QUICK if args.quick else FULL, args.experiments, args.run_missing, args.fraction,
+                    args.cache_dir, args.sweep_dir)
+    if skipped and args.run_missing:
+        raise SystemExit(f"error: no finished runs for {', '.join(skipped)}")
+
+
+if __name__ == "__main__":
+    main()

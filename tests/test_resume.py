@@ -1,0 +1,154 @@
+"""Checkpoint and resume through the real CLI, with real signals: kill -9 mid-run and run the
+same command again; SIGTERM; a sweep run again skips what finished and resumes what did not."""
+
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from faulty_generators import DELAY_ENV
+from latentevo.tracking import open_experiment
+from pipeline_cli import MECHANICS_CLIP, histories, run_cli, runs_of, start_cli
+
+GENERATIONS = 20
+SLOW = "generator._target_=faulty_generators.SlowShapes"
+ARGS = [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", *MECHANICS_CLIP]
+TESTS_DIR = str(Path(__file__).resolve().parent)
+FAST = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0"}
+SLOWED = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.25"}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{path / 'mlflow.db'}"
+    open_experiment("warmup", uri)
+    return uri
+
+
+def last_step(uri: str, experiment: str) -> int:
+    """The highest generation the experiment's running run has logged, -1 before any."""
+    client, runs = runs_of(uri, experiment)
+    running = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    return max((m.step for i in running for m in client.get_metric_history(i, "best_cos_sim")), default=-1)
+
+
+def interrupt_mid_run(args, uri, out, experiment, how=signal.SIGKILL, after_step=4):
+    """Starts a slowed-down run and sends it `how` once it has logged `after_step` and written a
+    checkpoint; returns the finished process and the generation it had reached."""
+    proc = start_cli(args, uri, out, env=SLOWED)
+    try:
+        deadline = time.monotonic() + 180
+        checkpoints = Path(uri.removeprefix("sqlite:///")).parent / "checkpoints" / experiment
+        while time.monotonic() < deadline and proc.poll() is None:
+            if last_step(uri, experiment) >= after_step and any(checkpoints.glob("*.ckpt")):
+                break
+            time.sleep(0.2)
+        reached = last_step(uri, experiment)
+        proc.send_signal(how)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc, reached
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(store, tmp_path_factory):
+    """The reference: the same config run without interruption (config identity includes the
+    experiment name, so each test's experiment gets its own reference run)."""
+
+    def reference(experiment: str, extra: list[str] = ()) -> dict:
+        result = run_cli([*ARGS, *extra, f"experiment_name={experiment}"], store, tmp_path_factory.mktemp("ref"), env=FAST)
+        assert result.returncode == 0, result.stderr[-2000:]
+        client, runs = runs_of(store, experiment)
+        return histories(client, runs[0].info.run_id)
+
+    return reference
+
+
+def test_kill_9_then_same_command_resumes_the_same_run_with_identical_history(store, tmp_path, uninterrupted):
+    args = [*ARGS, "algo=de", "experiment_name=killed"]
+    proc, reached = interrupt_mid_run(args, store, tmp_path, "killed")
+    assert proc.returncode == -signal.SIGKILL and 4 <= reached < GENERATIONS - 1
+    client, runs = runs_of(store, "killed")
+    assert [r.info.status for r in runs] == ["RUNNING"]  # nobody could mark it: that is kill -9
+    run_id = runs[0].info.run_id
+
+    result = run_cli(args, store, tmp_path, env=FAST)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming MLflow run {run_id}" in result.stdout
+    client, runs = runs_of(store, "killed")
+    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
+    resumed = histories(client, run_id)
+    for key, points in resumed.items():  # every generation exactly once
+        assert [step for step, _ in points] == list(range(GENERATIONS)), key
+
+    reference = uninterrupted("killed_reference", ["algo=de"])
+    assert resumed == reference
+    grids = {a.path for a in client.list_artifacts(run_id, "population")}
+    assert grids == {f"population/gen_{g:04d}.png" for g in (0, 5, 10, 15, 19)}
+    assert not any((Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "killed").glob("*.ckpt"))
+
+
+def test_sigterm_marks_the_run_killed_and_the_rerun_finishes_it(store, tmp_path, uninterrupted):
+    args = [*ARGS, "algo=ga", "experiment_name=terminated"]
+    proc, _ = interrupt_mid_run(args, store, tmp_path, "terminated", how=signal.SIGTERM)
+    assert proc.returncode == 128 + signal.SIGTERM
+    client, runs = runs_of(store, "terminated")
+    assert [r.info.status for r in runs] == ["KILLED"]
+    kept = histories(client, runs[0].info.run_id)["best_cos_sim"]
+    assert len(kept) >= 5  # what it logged before the signal is kept
+
+    result = run_cli(args, store, tmp_path, env=FAST)
+    assert result.returncode == 0, result.stderr[-2000:]
+    client, runs = runs_of(store, "terminated")
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert histories(client, runs[0].info.run_id) == uninterrupted("terminated_reference", ["algo=ga"])
+
+
+def test_cmaes_resumes_by_replaying_from_the_seed(store, tmp_path, uninterrupted):
+    """pymoo's CMA-ES state cannot be pickled; its checkpoint keeps the run and the generation."""
+    args = [*ARGS, "algo=cmaes", "experiment_name=cmaes_killed"]
+    interrupt_mid_run(args, store, tmp_path, "cmaes_killed")
+    result = run_cli(args, store, tmp_path, env=FAST)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "replaying its generations from the seed" in result.stdout
+    client, runs = runs_of(store, "cmaes_killed")
+    assert [r.info.status for r in runs] == ["FINISHED"]
+    assert histories(client, runs[0].info.run_id) == uninterrupted("cmaes_reference", ["algo=cmaes"])
+
+
+def test_a_changed_config_does_not_resume_the_interrupted_run(store, tmp_path):
+    args = [*ARGS, "algo=de", "experiment_name=changed"]
+    interrupt_mid_run(args, store, tmp_path, "changed")
+    result = run_cli([*args, "algo.CR=0.9"], store, tmp_path, env=FAST)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resuming" not in result.stdout
+    _, runs = runs_of(store, "changed")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
+    # the interrupted run keeps its checkpoint, for the command that started it
+    assert len(list((Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "changed").glob("*.ckpt"))) == 1
+
+
+@pytest.mark.slow
+def test_sweep_rerun_skips_finished_jobs_resumes_interrupted_ones_and_runs_the_rest(store, tmp_path):
+    common = [SLOW, "pop_size=8", "generations=12", *MECHANICS_CLIP, "experiment_name=sweep_resume"]
+    first = run_cli(["-m", "algo=ga,de", "seed=0", *common], store, tmp_path / "first", env=FAST)  # parallel jobs
+    assert first.returncode == 0, first.stderr[-2000:]
+    _, before = runs_of(store, "sweep_resume")
+    finished = {r.data.params["choice.algo"]: r.info.run_id for r in before}
+
+    interrupt_mid_run(["algo=de", "seed=1", *common], store, tmp_path / "killed", "sweep_resume")
+    _, runs = runs_of(store, "sweep_resume")
+    interrupted = next(r.info.run_id for r in runs if r.info.status == "RUNNING")
+
+    again = run_cli(["-m", "hydra/launcher=local", "algo=ga,de", "seed=0,1", *common], store, tmp_path / "again", env=FAST)
+    assert again.returncode == 0, again.stderr[-2000:]
+    skipped = [line for line in again.stdout.splitlines() if "skipped" in line]
+    assert len(skipped) == 2 and all(any(i in line for line in skipped) for i in finished.values())
+    assert f"resuming MLflow run {interrupted}" in again.stdout
+    client, runs = runs_of(store, "sweep_resume")
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 4
+    for run in runs:
+        assert [s for s, _ in histories(client, run.info.run_id)["best_cos_sim"]] == list(range(12))
