@@ -2,6 +2,8 @@
 
 import pytest
 
+from latentevo.tracking import open_experiment
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_checkpoint_key(tmp_path_factory):
@@ -10,3 +12,12 @@ def private_checkpoint_key(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
         yield
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A SQLite tracking store for one test module: creating its schema takes seconds."""
+    path = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{path / 'mlflow.db'}"
+    open_experiment("warmup", uri)
+    return uri

@@ -14,7 +14,6 @@ from hydra import compose, initialize_config_dir
 
 from faulty_generators import DELAY_ENV
 from latentevo.resume import Job
-from latentevo.tracking import open_experiment
 from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, run_cli, runs_of, start_cli
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
@@ -131,14 +130,6 @@ CASES = {
     "same job running in another process": Case([SLOW, "generations=200"], "another process is running this job",
                                                 run_status="KILLED", prepare=job_already_running),
 }
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    open_experiment("warmup", uri)
-    return uri
 
 
 def documented_cases() -> list[str]:

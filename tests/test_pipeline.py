@@ -10,20 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from latentevo.tracking import open_experiment
 from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
 
 METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals", "truth_match", "pop_truth_match",
            "colour_leak", "pop_colour_leak"]
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """One store for the module: creating a SQLite store's schema takes seconds."""
-    path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    open_experiment("warmup", uri)
-    return uri
 
 
 @pytest.fixture(scope="module")

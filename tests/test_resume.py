@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from faulty_generators import DELAY_ENV
-from latentevo.tracking import open_experiment
 from pipeline_cli import MECHANICS_CLIP, histories, run_cli, runs_of, start_cli
 
 GENERATIONS = 20
@@ -17,14 +16,6 @@ ARGS = [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", *MECHAN
 TESTS_DIR = str(Path(__file__).resolve().parent)
 FAST = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0"}
 SLOWED = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.25"}
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    open_experiment("warmup", uri)
-    return uri
 
 
 def last_step(uri: str, experiment: str) -> int:
