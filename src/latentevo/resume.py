@@ -28,7 +28,7 @@ from .search import CheckpointError, load_checkpoint, save_checkpoint
 from .tracking.store import PROJECT_DIR
 
 #: keys that change how a job runs but not what it computes
-NOT_IDENTITY = ("threads", "checkpoint_every", "checkpoint_dir", "resume")
+NOT_IDENTITY = ("threads", "checkpoint_every", "checkpoint_dir", "resume", "weights")
 #: the MLflow tag that holds a run's config identity
 IDENTITY_TAG = "config_hash"
 
@@ -37,6 +37,9 @@ def config_hash(cfg: DictConfig) -> str:
     values = OmegaConf.to_container(cfg, resolve=True)
     for key in NOT_IDENTITY:
         values.pop(key, None)
+    for node in values.values():  # where a model looks for its weights, not which weights
+        if isinstance(node, dict):
+            node.pop("weights", None)
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import socket
 import zipfile
 from pathlib import Path
+from typing import Callable
+from urllib.parse import urlparse
 
 import torch
 from safetensors import SafetensorError
@@ -20,6 +23,11 @@ from ..errors import WeightsError
 
 WEIGHTS_ENV = "LATENTEVO_WEIGHTS"
 DEFAULT_DIR = Path("~/.cache/latentevo/weights")
+# Any of these set to 1/true: never try a download (Hugging Face's own switch counts too).
+OFFLINE_ENV = ("LATENTEVO_OFFLINE", "HF_HUB_OFFLINE")
+# A host that does not answer this fast counts as unreachable, so that an offline machine stops
+# at once instead of waiting through a library's retries.
+CONNECT_TIMEOUT_S = 3.0
 
 
 def weights_dir(configured: str | Path | None = None) -> Path:
@@ -34,10 +42,49 @@ def locate(model: str, filename: str, directory: str | Path | None, how_to_get: 
     path looked at and `how_to_get` (where the file comes from)."""
     path = weights_dir(directory) / filename
     if not path.is_file():
-        raise WeightsError(
-            f"no weights for {model}: {path} does not exist; {how_to_get}, put it there "
-            f"(or set weights=<dir> / ${WEIGHTS_ENV}), or use random_init=true"
-        )
+        raise missing_weights(model, path, how_to_get)
+    return path
+
+
+def missing_weights(model: str, path: Path, how_to_get: str, why: str = "") -> WeightsError:
+    return WeightsError(
+        f"no weights for {model}: {path} does not exist{why}; {how_to_get}, put it there "
+        f"(or set weights=<dir> / ${WEIGHTS_ENV}), or use random_init=true"
+    )
+
+
+def can_download(url: str) -> bool:
+    """Whether a download from `url` is worth trying: no offline switch is set and its host
+    accepts a connection within CONNECT_TIMEOUT_S."""
+    if any(os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"} for name in OFFLINE_ENV):
+        return False
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname, parsed.port or 443), timeout=CONNECT_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def locate_or_download(model: str, filename: str, directory: str | Path | None, how_to_get: str,
+                       url: str, download: Callable[[str, Path], None]) -> Path:
+    """Like `locate`, but a missing file is first fetched from `url` with `download(url, path)`
+    (the model library's own download) when the network allows; offline it is the same
+    one-line WeightsError, raised without waiting."""
+    path = weights_dir(directory) / filename
+    if path.is_file():
+        return path
+    if not can_download(url):
+        raise missing_weights(model, path, how_to_get, f" and {urlparse(url).hostname} cannot be reached to download it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        download(url, partial)
+        partial.replace(path)
+    except Exception as err:  # any failure of a third-party download is the same user-facing error
+        partial.unlink(missing_ok=True)
+        reason = (str(err).splitlines() or [type(err).__name__])[0]
+        raise missing_weights(model, path, how_to_get, f" and downloading {url} failed ({reason})") from err
     return path
 
 
