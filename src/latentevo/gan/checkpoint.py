@@ -1,0 +1,74 @@
+"""Trained generators on disk (safetensors + JSON) and as the search pipeline's Generator."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from ..errors import WeightsError
+from ..models.base import Generator
+from ..models.dcgan import DCGANNetG
+from ..models.pretrained import load_checkpoint, load_into
+from ..tracking.store import PROJECT_DIR
+from .realness import RealnessCNN
+from .vae import VAEDecoder
+
+NETWORKS = {"dcgan": DCGANNetG, "vae": VAEDecoder, "realness": RealnessCNN}
+TRAIN_HINT = "train it with `python train.py model=<dcgan|egan|vae|realness>` (see docs/gan.md)"
+
+
+def save(path: Path, state: dict[str, torch.Tensor], config: dict) -> None:
+    """Weights and the JSON that rebuilds their network, each renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(partial))
+    partial.replace(path)
+    path.with_suffix(".json").write_text(json.dumps(config, indent=1))
+
+
+def resolve(path: str | Path) -> Path:
+    """Relative paths are relative to the project directory, wherever Hydra runs the job."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def load_network(path: str | Path, kind: str | None = None) -> torch.nn.Module:
+    """The network saved at `path` (eval mode); a missing, corrupt or mismatched file is one
+    WeightsError line."""
+    path = resolve(path)
+    meta = path.with_suffix(".json")
+    if not path.is_file() or not meta.is_file():
+        raise WeightsError(f"no trained network at {path} (or its {meta.name}); {TRAIN_HINT}")
+    try:
+        config = json.loads(meta.read_text())
+        cls = NETWORKS[config["model"] if config["model"] != "egan" else "dcgan"]
+        net = cls(**config["architecture"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise WeightsError(f"{meta} does not describe a trained network ({type(err).__name__}: {err}); {TRAIN_HINT}") from err
+    if kind is not None and not isinstance(net, NETWORKS[kind]):
+        raise WeightsError(f"{path} holds a {config['model']} network, not a {kind} one")
+    load_into(net, {k: v.float() for k, v in load_checkpoint(path, config["model"]).items()}, config["model"], path)
+    return net.eval().requires_grad_(False)
+
+
+class TrainedGenerator(Generator):
+    """A generator trained by train.py (DCGAN, E-GAN or VAE decoder): its latent space to search."""
+
+    resolution = 32
+
+    def __init__(self, net: torch.nn.Module, latent_bound: float = 3.0):
+        super().__init__()
+        self.net, self.latent_dim, self.latent_bound = net, net.nz, latent_bound
+
+    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.net(z) + 1) / 2
+
+
+def trained_generator(path: str, latent_bound: float = 3.0) -> TrainedGenerator:
+    net = load_network(path)
+    if isinstance(net, RealnessCNN):
+        raise WeightsError(f"{resolve(path)} is a realness CNN, not a generator")
+    return TrainedGenerator(net, latent_bound)
