@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 # figures-quick keeps its own tracking store (and Hydra job folders, history cache) and output
 QUICK_STORE ?= .cache/figures-quick
 QUICK_OUT ?= figures-quick
+# eval-quick keeps its own tracking store and output, as figures-quick does
+EVAL_QUICK_STORE ?= .cache/eval-quick
+EVAL_QUICK_OUT ?= figures-quick/eval
 # mlflow-server: where it listens (MLFLOW_HOST=0.0.0.0 for other machines, with
 # MLFLOW_ALLOWED_HOSTS=<name>:<port> for MLflow's host check) and where it keeps runs and artifacts
 MLFLOW_HOST ?= 127.0.0.1
@@ -13,10 +16,12 @@ MLFLOW_ALLOWED_HOSTS ?=
 MLFLOW_SERVER_DIR ?= mlflow-server
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts
+.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
+.PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
+.PHONY: egan egan-quick facegen facegen-quick
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
 setup: ## create $(VENV) and install the package with its pinned dependencies
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +75,13 @@ figures-quick: ## every figure from a few seeds x 12 generations, own store $(QU
 	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(QUICK_STORE))/mlflow.db $(PY) -m analysis.make_figures --quick --run-missing \
 		--out $(QUICK_OUT) --cache-dir $(QUICK_STORE)/cache --sweep-dir $(QUICK_STORE)/multirun
 
+figures-thesis: ## thesis figs 4.4-4.13 on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; weights and a GPU needed): runs missing jobs, then figures/thesis/
+	$(PY) -m analysis.make_figures --run-missing --out figures/thesis \
+		--experiments thesis_ga_vs_de thesis_church thesis_ginger_boy thesis_clown_cyclist
+
+bench-real: ## images/s of BigGAN-deep-256 + ViT-B/32 at pop 16/64/256 (random init; on the GPU if there is one)
+	$(PY) benchmarks/real_models_speed.py --out benchmarks/results/real_models_speed.json
+
 exp-ga-vs-de: ## thesis GA vs DE: one prompt x 50 seeds, then figures/ga_vs_de/
 	PY=$(PY) experiments/run.sh ga_vs_de
 
@@ -81,3 +93,68 @@ exp-baselines: ## GA and DE variants against CMA-ES and random search
 
 exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: truth_match per prompt
 	PY=$(PY) experiments/run.sh unseen_prompts
+
+# E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store; trained
+# networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen
+# reuses egan's DCGAN and a second `make` only redraws.
+GAN_STORE ?= .cache/gan
+GAN_QUICK_STORE ?= .cache/gan-quick
+gan_env = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(1))/mlflow.db
+gan_train = mkdir -p $(1) && $(call gan_env,$(1)) $(PY) train.py hydra.run.dir=$(1)/hydra \
+	'save=$(abspath $(1))/weights/$${model.name}_$${dataset.name}.safetensors'
+gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py hydra.run.dir=$(1)/hydra realness=$(abspath $(1))/weights/realness_shapes.safetensors
+# budgets (iterations, generations), from measured CPU costs per step (docs/gan.md): about 25 min
+# for egan and 20 min for facegen after it (30 alone) on one free core
+EGAN_ARGS ?= model.iterations=800 eval_every=50 sample_every=200
+VAE_ARGS ?= model.iterations=3000 eval_every=250 sample_every=1000
+REALNESS_ARGS ?= model.iterations=600
+PIXEL_ARGS ?= generations=2000 log_every=250
+EGAN_QUICK_ARGS ?= model.iterations=12 eval_every=4 eval_samples=200 sample_every=6
+VAE_QUICK_ARGS ?= model.iterations=30 eval_every=10 eval_samples=200 sample_every=15
+PIXEL_QUICK_ARGS ?= generations=20 log_every=10 eval_samples=200
+
+egan: ## E-GAN vs DCGAN on the shapes world (seed 003): 800 iterations each (~25 min), then figures/egan/
+	$(call gan_train,$(GAN_STORE)) model=egan $(EGAN_ARGS)
+	$(call gan_train,$(GAN_STORE)) model=dcgan $(EGAN_ARGS)
+	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.egan --out figures/egan
+
+egan-quick: ## egan on a tiny budget, own store $(GAN_QUICK_STORE), into figures-quick/egan/ (about 2 min)
+	$(call gan_train,$(GAN_QUICK_STORE)) model=egan $(EGAN_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_STORE)) model=dcgan $(EGAN_QUICK_ARGS)
+	$(call gan_env,$(GAN_QUICK_STORE)) $(PY) -m analysis.egan --out figures-quick/egan
+
+facegen: ## FaceGen on the shapes world (seed 004): realness CNN, pixel GA (realness, CLIP), VAE, DCGAN, then figures/facegen/
+	$(call gan_train,$(GAN_STORE)) model=realness $(REALNESS_ARGS)
+	$(call gan_pixel,$(GAN_STORE)) fitness=realness $(PIXEL_ARGS)
+	$(call gan_pixel,$(GAN_STORE)) fitness=clip $(PIXEL_ARGS)
+	$(call gan_train,$(GAN_STORE)) model=vae $(VAE_ARGS)
+	$(call gan_train,$(GAN_STORE)) model=dcgan $(EGAN_ARGS)
+	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.facegen --out figures/facegen
+
+facegen-quick: ## facegen on a tiny budget, own store $(GAN_QUICK_STORE), into figures-quick/facegen/ (about 2 min)
+	$(call gan_train,$(GAN_QUICK_STORE)) model=realness model.iterations=40
+	$(call gan_pixel,$(GAN_QUICK_STORE)) fitness=realness $(PIXEL_QUICK_ARGS)
+	$(call gan_pixel,$(GAN_QUICK_STORE)) fitness=clip $(PIXEL_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_STORE)) model=vae $(VAE_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_STORE)) model=dcgan $(EGAN_QUICK_ARGS)
+	$(call gan_env,$(GAN_QUICK_STORE)) $(PY) -m analysis.facegen --out figures-quick/facegen
+
+eval: ## thesis ch. 5 in the shapes world: runs the evaluation sweeps missing from the store (shapes x 4 algorithms, colours, DCGAN), then figures/eval/
+	$(PY) -m analysis.make_eval --run-missing --out figures/eval
+
+eval-only: ## the same tables and figures from the evaluation runs already in the store, running nothing
+	$(PY) -m analysis.make_eval --out figures/eval
+
+eval-quick: ## a first look at ch. 5: 3 shapes x GA and random x 2 repetitions, small and short, own store, into $(EVAL_QUICK_OUT)/
+	mkdir -p $(EVAL_QUICK_STORE)
+	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(EVAL_QUICK_STORE))/mlflow.db $(PY) -m analysis.make_eval --quick --run-missing \
+		--out $(EVAL_QUICK_OUT) --cache-dir $(EVAL_QUICK_STORE)/cache --sweep-dir $(EVAL_QUICK_STORE)/multirun
+
+eval-imagenet: ## thesis ch. 5, ImageNet: BigGAN-deep 256 + CLIP, GA, 64 x 8 per class, ResNet-50 (real weights; a GPU)
+	$(PY) -m analysis.make_eval --run-missing --experiments eval_imagenet --out figures/eval-imagenet
+
+eval-cifar10: ## thesis ch. 5, CIFAR-10: the same with the CIFAR-10 CNN (make cifar10-classifier first)
+	$(PY) -m analysis.make_eval --run-missing --experiments eval_cifar10 --out figures/eval-cifar10
+
+cifar10-classifier: ## train the CIFAR-10 CNN for eval-cifar10 (CIFAR-10 from ~/.cache/latentevo/data, downloaded when online)
+	$(PY) -m latentevo.evaluation.train_cifar10

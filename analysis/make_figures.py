@@ -29,6 +29,9 @@ from .load import DEFAULT_CACHE_DIR, Runs, load_runs
 from .sweeps import run_missing
 
 EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
+# The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
+# weights needed): `make figures-thesis`. Not in the default build, which runs offline.
+THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class Settings:
 
 
 THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
-FULL = Settings({name: [] for name in EXPERIMENTS}, (10, 100, 200), 10, 6)
+FULL = Settings({name: [] for name in EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
 # A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
 QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
 QUICK = Settings(
@@ -51,6 +54,8 @@ QUICK = Settings(
         "generators": ["algo=ga", "seed=range(2)", *QUICK_COMMON],
         "baselines": ["seed=range(2)", *QUICK_COMMON],
         "unseen_prompts": ["seed=0", *QUICK_COMMON],
+        "thesis_ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
+        **{name: ["algo=ga", "seed=range(2)", *QUICK_COMMON] for name in THESIS_EXPERIMENTS[1:]},
     },
     (3, 6, 12),
     3,
@@ -124,7 +129,8 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts}
+DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
+        "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]}}
 
 
 def save(entry: Entry, out: Path) -> None:
@@ -234,7 +240,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS, default=list(EXPERIMENTS))
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + THESIS_EXPERIMENTS, default=list(EXPERIMENTS))
     parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")
     parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")

@@ -97,9 +97,9 @@ def job_already_running(tmp_path, uri, args):
 
 SLOW = "generator._target_=faulty_generators.SlowShapes"
 CASES = {
-    "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: dcgan_shapes, shapes"),
+    "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: biggan_deep_128, biggan_deep_256, biggan_deep_512, dcgan_shapes, shapes"),
     "unknown algorithm": Case(["algo=simulated_annealing"], "Could not find 'algo/simulated_annealing'; available: cmaes"),
-    "unknown scorer": Case(["clip=vit_h14"], "Could not find 'clip/vit_h14'; available: shapes"),
+    "unknown scorer": Case(["clip=vit_h14"], "Could not find 'clip/vit_h14'; available: shapes, vit_b_32"),
     "unknown setting": Case(["popsize=8"], "Could not override 'popsize'"),
     "empty prompt": Case(["prompt=''"], "prompt is empty; give one"),
     "whitespace prompt": Case(["prompt='   '"], "prompt is empty; give one"),

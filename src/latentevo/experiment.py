@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .callbacks import SWEEP_SIZE_ENV
 from .errors import ConfigError, LatentevoError, storage_error
+from .evaluation.evaluate import build_evaluation, evaluation_prompt, log_evaluation
 from .models.base import Generator, Scorer
 from .resume import IDENTITY_TAG, Job, rng_states, set_rng_states
 from .search import Generation, LatentProblem, PriorSampling, evolve, min_pop_size, run_on, state_is_picklable
@@ -30,8 +31,10 @@ from .tracking import RunLogger, open_experiment, provenance_tags, tracked_run, 
 from .tracking.store import PROJECT_DIR
 
 DEVICES = ("auto", "cpu", "cuda")
-# Grid tiles are upscaled (nearest) to at least this many pixels, so small images stay visible.
+# Grid tiles are upscaled (nearest) to at least this many pixels, so small images stay visible,
+# and population grids of large images downscaled to at most MAX_TILE, so they stay small files.
 MIN_TILE = 128
+MAX_TILE = 256
 
 
 # --- configuration -----------------------------------------------------------------------------
@@ -119,13 +122,23 @@ def prior_sampler(generator: Generator) -> Callable[[int, np.random.Generator], 
 
 
 def fitness(generator: Generator, scorer: Scorer, text_embedding: torch.Tensor, batch_size: int):
-    """latents -> cos_sim of their images to the (pre-embedded) prompt, `batch_size` at a time."""
+    """latents -> cos_sim of their images to the (pre-embedded) prompt, `batch_size` at a time.
+    A chunk that runs out of GPU memory is retried in halves, and the size that fits is kept."""
+    chunk = [batch_size]
 
     @torch.inference_mode()
     def evaluate(latents: np.ndarray) -> np.ndarray:
         z = torch.from_numpy(latents).float()
-        sims = [scorer.cos_sim(generator(chunk), text_embedding) for chunk in z.split(batch_size)]
-        return torch.cat(sims).double().cpu().numpy()
+        while True:
+            try:
+                sims = [scorer.cos_sim(generator(part), text_embedding) for part in z.split(chunk[0])]
+                return torch.cat(sims).double().cpu().numpy()
+            except torch.cuda.OutOfMemoryError:
+                if chunk[0] == 1:
+                    raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
+                                      "a smaller generator or device=cpu") from None
+                chunk[0] = max(1, chunk[0] // 2)
+                torch.cuda.empty_cache()
 
     return evaluate
 
@@ -160,9 +173,11 @@ def ground_truth(generator: Generator, prompt: str) -> Callable[[np.ndarray], di
 
 
 @torch.inference_mode()
-def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8) -> np.ndarray:
-    """(H, W, 3) uint8 grid of the latents' images, row-major."""
+def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8, max_tile: int | None = MAX_TILE) -> np.ndarray:
+    """(H, W, 3) uint8 grid of the latents' images, row-major; tiles at most `max_tile` px (None: full size)."""
     images = generator(torch.from_numpy(latents).float()).float().cpu()
+    if max_tile and images.shape[-1] > max_tile:
+        images = F.interpolate(images, size=(max_tile, max_tile), mode="area")
     scale = max(1, MIN_TILE // images.shape[-1])
     if scale > 1:
         images = F.interpolate(images, scale_factor=scale, mode="nearest")
@@ -211,6 +226,8 @@ def run(cfg: DictConfig) -> float:
     """Evolve, track, and print where the result is; returns the best cos_sim. With `resume`, a
     job whose config already FINISHED is skipped and an interrupted one resumed from its checkpoint."""
     validate(cfg)
+    if cfg.get("evaluation"):
+        evaluation_prompt(cfg)  # the prompt asks for the evaluated class
     hydra_cfg = HydraConfig.get()
     client, experiment_id = open_experiment(cfg.experiment_name)
     job = Job.of(cfg, tracking_uri())
@@ -225,6 +242,7 @@ def run(cfg: DictConfig) -> float:
                   "(resume=false runs it again)", flush=True)
             return done.data.metrics.get("best_cos_sim", float("nan"))
         device, generator, scorer = build_models(cfg)
+        evaluation = build_evaluation(cfg, device, build)
         with torch.inference_mode():
             text_embedding = scorer.embed_text([cfg.prompt])[0]
         evaluate, sample = fitness(generator, scorer, text_embedding, cfg.batch_size), prior_sampler(generator)
@@ -258,7 +276,14 @@ def run(cfg: DictConfig) -> float:
             def checkpoint(index: int) -> None:
                 job.save(search_state(index, algorithm, tracker, generator, scorer), externals)
 
-            best = evolve_tracked(cfg, algorithm, problem, generator, truth, tracker, f"{label} {run_name}".strip(), checkpoint)
+            def evaluate_final(gen: Generation) -> None:
+                if evaluation is not None:
+                    metrics = log_evaluation(tracker, evaluation, generator, gen.index, gen.latents, gen.cos_sim)
+                    print(f"{prefix}classifier accuracy {metrics['eval_accuracy']:.1%} on the final population "
+                          f"({evaluation.target})", flush=True)
+
+            best = evolve_tracked(cfg, algorithm, problem, generator, truth, tracker, f"{label} {run_name}".strip(),
+                                  checkpoint, evaluate_final)
             best_image = tracker.artifact_location("best.png")
         job.discard()
     print(f"{prefix}best cos_sim {best:.4f} | best image {best_image} | MLflow run {tracker.run_id}", flush=True)
@@ -290,7 +315,7 @@ def search_state(index: int, algorithm, tracker: RunLogger, generator: Generator
 
 
 def evolve_tracked(cfg, algorithm, problem, generator, truth, tracker: RunLogger, desc: str,
-                   checkpoint: Callable[[int], None]) -> float:
+                   checkpoint: Callable[[int], None], on_final: Callable[[Generation], None] | None = None) -> float:
     """The generation loop: metrics every generation, population grids every `log_every`, and
     the search state every `checkpoint_every`, with the metrics not yet sent (the tracker sends
     them in batches). A restored algorithm carries on where its checkpoint left it."""
@@ -308,10 +333,12 @@ def evolve_tracked(cfg, algorithm, problem, generator, truth, tracker: RunLogger
                 checkpoint(gen.index)
             bar.set_postfix_str(f"best cos_sim {gen.best_cos_sim:.4f}", refresh=False)
             bar.update()
-    tracker.log_image(image_grid(generator, gen.best_latent[None]), "best.png")
+    tracker.log_image(image_grid(generator, gen.best_latent[None], max_tile=None), "best.png")
     tracker.log_arrays(
         "population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent, best_cos_sim=gen.best_cos_sim
     )
+    if on_final is not None:
+        on_final(gen)
     return gen.best_cos_sim
 
 
