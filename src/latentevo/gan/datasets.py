@@ -3,6 +3,7 @@ from a local folder (downloaded by torchvision when the network is there)."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 import torch
@@ -19,13 +20,14 @@ class DatasetError(LatentevoError):
     """A data set that is not on disk and cannot be downloaded, or cannot be read."""
 
 
-class ImageSource:
+class ImageSource(ABC):
     """Batches of (B, 3, 32, 32) images in [-1, 1]."""
 
     name: str
 
+    @abstractmethod
     def batch(self, n: int, g: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
+        """n images drawn with the random generator g."""
 
 
 class ShapesSource(ImageSource):
