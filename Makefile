@@ -18,7 +18,7 @@ MLFLOW_SERVER_DIR ?= mlflow-server
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
-.PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan
+.PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -102,10 +102,10 @@ GAN_QUICK_STORE ?= .cache/gan-quick
 gan_env = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(1))/mlflow.db
 gan_train = mkdir -p $(1) && $(call gan_env,$(1)) $(PY) train.py 'hydra.run.dir=$(1)/hydra/$${model.name}' \
 	'save=$(abspath $(1))/weights/$${model.name}_$${dataset.name}.safetensors'
-gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py hydra.run.dir=$(1)/hydra realness=$(abspath $(1))/weights/realness_shapes.safetensors
+gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py hydra.run.dir=$(1)/hydra/pixel_ga realness=$(abspath $(1))/weights/realness_shapes.safetensors
 # budgets (iterations, generations), from measured CPU costs per step (docs/gan.md): E-GAN and
-# the DCGAN take about 30 min each on one core (`make -j2 egan` trains them side by side), and
-# facegen about 20 min more after egan
+# the DCGAN about 27 min each on one core, facegen's other models about 18 min; with -j2 the
+# gan-* targets run side by side (make -j2 egan facegen: about 45 min)
 EGAN_ARGS ?= model.iterations=2500 eval_every=125 sample_every=500
 VAE_ARGS ?= model.iterations=3000 eval_every=250 sample_every=1000
 REALNESS_ARGS ?= model.iterations=600
@@ -125,12 +125,14 @@ egan-quick: ## egan on a tiny budget, own store $(GAN_QUICK_STORE), into figures
 	$(call gan_train,$(GAN_QUICK_STORE)) model=dcgan $(EGAN_QUICK_ARGS)
 	$(call gan_env,$(GAN_QUICK_STORE)) $(PY) -m analysis.egan --out figures-quick/egan
 
-facegen: gan-dcgan ## FaceGen on the shapes world (seed 004): realness CNN, pixel GA (realness, CLIP), VAE, DCGAN, then figures/facegen/
+facegen: gan-facegen gan-dcgan ## FaceGen on the shapes world (seed 004): realness CNN, pixel GA (realness, CLIP), VAE, DCGAN, then figures/facegen/
+	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.facegen --out figures/facegen
+
+gan-facegen:
 	$(call gan_train,$(GAN_STORE)) model=realness $(REALNESS_ARGS)
 	$(call gan_pixel,$(GAN_STORE)) fitness=realness $(PIXEL_ARGS)
 	$(call gan_pixel,$(GAN_STORE)) fitness=clip $(PIXEL_ARGS)
 	$(call gan_train,$(GAN_STORE)) model=vae $(VAE_ARGS)
-	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.facegen --out figures/facegen
 
 facegen-quick: ## facegen on a tiny budget, own store $(GAN_QUICK_STORE), into figures-quick/facegen/ (about 2 min)
 	$(call gan_train,$(GAN_QUICK_STORE)) model=realness model.iterations=40
