@@ -2,11 +2,13 @@
 iterations on the shapes world; quality metrics; trained generators in run.py; bad input."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from hydra import compose, initialize_config_dir
 
+from analysis.egan import final_quality
 from gan_cli import SMALL_GAN, gan_runs, history, run_entry
 from pipeline_cli import ROOT, error_lines, run_cli, runs_of
 from latentevo.errors import ConfigError, WeightsError
@@ -187,3 +189,8 @@ def compose_train(overrides: list[str]):
 def test_bad_settings_are_config_errors_before_any_run(overrides, message):
     with pytest.raises(ConfigError, match=message):
         jobs.train(compose_train([*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides))
+
+
+def test_egan_summary_averages_seeds_and_gives_their_range():
+    ours = pd.DataFrame({"model": ["DCGAN", "DCGAN", "E-GAN"], "fd_classifier final": [900.0, 1100.0, 1401.0]})
+    assert final_quality(ours) == "DCGAN final 1000 (seeds 900–1100); E-GAN final 1401 (fd_classifier)"
