@@ -98,11 +98,13 @@ exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: trut
 # networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen
 # reuses egan's DCGAN and a second `make` only redraws.
 GAN_STORE ?= .cache/gan
+# the seed of every train.py and pixel_ga.py run (make -j2 egan GAN_SEED=1 adds a seed)
+GAN_SEED ?= 0
 GAN_QUICK_STORE ?= .cache/gan-quick
 gan_env = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(1))/mlflow.db
-gan_train = mkdir -p $(1) && $(call gan_env,$(1)) $(PY) train.py 'hydra.run.dir=$(1)/hydra/$${model.name}' \
+gan_train = mkdir -p $(1) && $(call gan_env,$(1)) $(PY) train.py seed=$(GAN_SEED) 'hydra.run.dir=$(1)/hydra/$${model.name}' \
 	'save=$(abspath $(1))/weights/$${model.name}_$${dataset.name}.safetensors'
-gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py hydra.run.dir=$(1)/hydra/pixel_ga realness=$(abspath $(1))/weights/realness_shapes.safetensors
+gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py seed=$(GAN_SEED) hydra.run.dir=$(1)/hydra/pixel_ga realness=$(abspath $(1))/weights/realness_shapes.safetensors
 # budgets (iterations, generations), from measured CPU costs per step (docs/gan.md): E-GAN and
 # the DCGAN about 27 min each on one core, facegen's other models about 18 min; with -j2 the
 # gan-* targets run side by side (make -j2 egan facegen: about 45 min)
