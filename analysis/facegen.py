@@ -32,9 +32,10 @@ def load(uri: str | None):
     _, searched = finished(uri, "pixel_ga.py")
     shapes = [r for r in trained if r.data.params.get("dataset.name") == "shapes"]
     models = latest([r for r in shapes if r.data.params["model.name"] in ("vae", "dcgan", "egan")],
-                    key=lambda r: r.data.params["model.name"])
+                    key=lambda r: (r.data.params["model.name"], int(r.data.params["seed"])))
     gas = latest(searched, key=lambda r: (r.data.params["fitness"], int(r.data.params["seed"])))
-    if "vae" not in models or "dcgan" not in models or not gas:
+    trained_models = {name for name, _ in models}
+    if "vae" not in trained_models or "dcgan" not in trained_models or not gas:
         raise SystemExit("error: the store lacks FINISHED VAE, DCGAN or pixel-GA runs on the shapes world; run `make facegen` first")
     return client, models, gas
 
@@ -53,17 +54,21 @@ def table(client, models, gas, n: int) -> pd.DataFrame:
                      f"fd_classifier n={n}": None, "best fitness, generation 0": best.iloc[0],
                      "best fitness, last": best.iloc[-1], "FaceGen FID CelebA": reported, "FaceGen FID UTKFace": reported})
     names = {"vae": "VAE", "dcgan": "DCGAN", "egan": "E-GAN"}
-    for key, run in sorted(models.items()):
+    for (key, seed), run in sorted(models.items()):
         m, name = run.data.metrics, names[key]
         reported = REPORTED_FID.get(name, {})
-        rows.append({"model": name, "seed": int(run.data.params["seed"]), "fd_classifier n=100": m.get("fd_classifier_n100"),
+        rows.append({"model": name, "seed": seed, "fd_classifier n=100": m.get("fd_classifier_n100"),
                      f"fd_classifier n={n}": m.get("fd_classifier"),
                      "FaceGen FID CelebA": reported.get("CelebA", "not in the report"),
                      "FaceGen FID UTKFace": reported.get("UTKFace", "not in the report")})
-    any_run = next(iter(models.values())).data.metrics
-    rows.append({"model": "real renders (floor)", "seed": None, "fd_classifier n=100": any_run.get("fd_classifier_real_n100"),
-                 f"fd_classifier n={n}": any_run.get("fd_classifier_real"),
-                 "FaceGen FID CelebA": "", "FaceGen FID UTKFace": ""})
+    # The floor depends on the seed's reference renders: one row per seed.
+    floors: dict[int, dict] = {}
+    for (_, seed), run in sorted(models.items()):
+        floors.setdefault(seed, run.data.metrics)
+    for seed, m in sorted(floors.items()):
+        rows.append({"model": "real renders (floor)", "seed": seed, "fd_classifier n=100": m.get("fd_classifier_real_n100"),
+                     f"fd_classifier n={n}": m.get("fd_classifier_real"),
+                     "FaceGen FID CelebA": "", "FaceGen FID UTKFace": ""})
     return pd.DataFrame(rows)
 
 
@@ -89,7 +94,8 @@ def images_figure(client, models, gas, tmp: Path):
             panels.append((f"{ga_name(fitness, run)}\n{Path(name).stem.replace('_', ' ')}, best first",
                            plt.imread(artifact_file(client, run.info.run_id, name, tmp))))
     for key in ("vae", "dcgan"):
-        image, name = last_image(client, models[key], "samples", tmp)
+        seed = min(s for k, s in models if k == key)
+        image, name = last_image(client, models[key, seed], "samples", tmp)
         panels.append((f"{key.upper()} samples, {Path(name).stem.replace('_', ' ')}", image))
     cols = (len(panels) + 1) // 2
     fig, axes = plt.subplots(2, cols, figsize=(5.5 * cols, 9))
@@ -113,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     save(fitness_figure(client, gas), args.out, "ga_fitness")
     with tempfile.TemporaryDirectory() as tmp:
         save(images_figure(client, models, gas, Path(tmp)), args.out, "images")
-    n = int(models["dcgan"].data.params["eval_samples"])
+    n = int(next(run for (key, _), run in models.items() if key == "dcgan").data.params["eval_samples"])
     rows = table(client, models, gas, n)
     rows.to_csv(args.out / "table.csv", index=False)
     text = ("# FaceGen (seed 004) on the shapes world: pixel GA vs VAE vs DCGAN\n\n"

@@ -8,6 +8,7 @@ import torch
 
 from hydra import compose, initialize_config_dir
 
+from analysis import egan, facegen
 from analysis.egan import final_quality
 from gan_cli import SMALL_GAN, gan_runs, history, run_entry
 from pipeline_cli import ROOT, error_lines, run_cli, runs_of
@@ -37,7 +38,7 @@ def trained(store, tmp_path_factory):
 
 def finished_run(store, model):
     client, runs = gan_runs(store)
-    (run,) = [r for r in runs if r.data.params.get("model.name") == model]
+    (run,) = [r for r in runs if r.data.params.get("model.name") == model and r.data.params.get("seed") == "0"]
     return client, run
 
 
@@ -194,3 +195,28 @@ def test_bad_settings_are_config_errors_before_any_run(overrides, message):
 def test_egan_summary_averages_seeds_and_gives_their_range():
     ours = pd.DataFrame({"model": ["DCGAN", "DCGAN", "E-GAN"], "fd_classifier final": [900.0, 1100.0, 1401.0]})
     assert final_quality(ours) == "DCGAN final 1000 (seeds 900–1100); E-GAN final 1401 (fd_classifier)"
+
+
+def test_egan_and_facegen_analyses_table_every_model_and_seed(store, trained, tmp_path):
+    results, weights = trained
+    assert all(r.returncode == 0 for r in results.values())
+    # a second DCGAN seed and a pixel GA run in the same store
+    second = ["model=dcgan", "model.iterations=3", "model.batch_size=8", *SMALL_GAN, "seed=1", f"save={tmp_path}/dcgan1.safetensors"]
+    assert run_entry("train.py", second, store, tmp_path / "dcgan1").returncode == 0
+    ga = ["fitness=realness", f"realness={weights}/realness.safetensors", "generations=2", "pop_size=10", "elite=2",
+          "eval_samples=64", "experiment_name=gan"]
+    assert run_entry("pixel_ga.py", ga, store, tmp_path / "ga").returncode == 0
+
+    egan.main(["--uri", store, "--out", str(tmp_path / "egan")])
+    table = pd.read_csv(tmp_path / "egan" / "table.csv")
+    assert sorted(zip(table["model"], table["seed"])) == [("DCGAN", 0), ("DCGAN", 1), ("E-GAN", 0)]
+    assert set(table["iterations"]) == {3} and (table["fd_classifier final"] > 0).all()
+    assert "DCGAN final" in (tmp_path / "egan" / "index.md").read_text()
+
+    facegen.main(["--uri", store, "--out", str(tmp_path / "facegen")])
+    table = pd.read_csv(tmp_path / "facegen" / "table.csv")
+    rows = list(zip(table["model"], table["seed"]))
+    assert {("DCGAN", 0), ("DCGAN", 1), ("E-GAN", 0), ("VAE", 0), ("GA, realness CNN", 0)} <= set(rows)
+    assert [seed for model, seed in rows if model == "real renders (floor)"] == [0, 1]
+    for name in ("egan/quality.png", "egan/samples.png", "egan/mutations.png", "facegen/images.png", "facegen/ga_fitness.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name
