@@ -7,7 +7,6 @@ a table with the report's own numbers beside ours.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import stats
-from .gan_runs import finished, history, last_image, latest, save
+from .gan_runs import finished, history, last_image, latest, parse_args, save
 
 MODELS = {"egan": "E-GAN", "dcgan": "DCGAN"}
 MUTATIONS = ["minimax", "heuristic", "least_squares"]
@@ -147,13 +146,9 @@ def reported(ours: pd.DataFrame) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("figures/egan"))
-    parser.add_argument("--uri", default=None, help="tracking store (default: $MLFLOW_TRACKING_URI, else mlflow.db)")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, "figures/egan", argv)
     client, chosen, h = load(args.uri)
     args.out.mkdir(parents=True, exist_ok=True)
-    sns.set_theme(style="whitegrid")
     save(quality_figure(h), args.out, "quality")
     save(losses_figure(h), args.out, "losses")
     save(mutations_figure(h), args.out, "mutations")

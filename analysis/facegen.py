@@ -7,7 +7,6 @@ with the report's FIDs beside our numbers.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import stats
-from .gan_runs import finished, history, last_image, latest, save
+from .gan_runs import finished, history, last_image, latest, parse_args, save
 from .load import artifact_file
 
 # seed 004, table 3 and section 5: FID (Inception, pytorch-fid) at 128 px
@@ -109,13 +108,9 @@ def images_figure(client, models, gas, tmp: Path):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("figures/facegen"))
-    parser.add_argument("--uri", default=None, help="tracking store (default: $MLFLOW_TRACKING_URI, else mlflow.db)")
-    args = parser.parse_args(argv)
+    args = parse_args(__doc__, "figures/facegen", argv)
     client, models, gas = load(args.uri)
     args.out.mkdir(parents=True, exist_ok=True)
-    sns.set_theme(style="whitegrid")
     save(fitness_figure(client, gas), args.out, "ga_fitness")
     with tempfile.TemporaryDirectory() as tmp:
         save(images_figure(client, models, gas, Path(tmp)), args.out, "images")

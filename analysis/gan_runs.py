@@ -3,6 +3,7 @@ E-GAN and FaceGen comparisons (analysis/egan.py, analysis/facegen.py)."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Run  # noqa: E402
 
@@ -49,3 +51,13 @@ def save(figure, out: Path, name: str) -> None:
     for suffix in ("png", "pdf"):
         figure.savefig(out / f"{name}.{suffix}", dpi=150, bbox_inches="tight")
     plt.close(figure)
+
+
+def parse_args(doc: str, default_out: str, argv: list[str] | None) -> argparse.Namespace:
+    """--out and --uri, shared by the E-GAN and FaceGen analyses; also sets the figures' theme."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(default_out))
+    parser.add_argument("--uri", default=None, help="tracking store (default: $MLFLOW_TRACKING_URI, else mlflow.db)")
+    args = parser.parse_args(argv)
+    sns.set_theme(style="whitegrid")
+    return args
