@@ -1,12 +1,17 @@
 """Training code of the world models, on tiny budgets (the real builds are `make world`)."""
 
 import random
+from dataclasses import replace
 
+import pytest
 import torch
 
+from latentevo.models.dcgan import DCGANNetG
 from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
+from latentevo.training.dcgan import DCGANTrainConfig, train_dcgan
 from latentevo.training.quality import frechet_distance
+from latentevo.training.world import DCGAN_GPU, recipes
 from latentevo.world import parse_prompt
 
 
@@ -53,3 +58,32 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift():
     a = torch.randn(500, 8, generator=rng).numpy()
     assert abs(frechet_distance(a, a)) < 1e-6
     assert frechet_distance(a, a + 1.0) > frechet_distance(a, a + 0.1) > 0
+
+
+def test_dcgan_upsampling_choices_keep_the_image_shape():
+    z = torch.randn(3, 100)
+    for upsample in ("transposed", "resize"):
+        out = DCGANNetG(100, 8, upsample)(z)
+        assert out.shape == (3, 3, 32, 32) and out.abs().max() <= 1
+    with pytest.raises(ValueError, match="upsample"):
+        DCGANNetG(100, 8, "bilinear")
+
+
+def test_dcgan_training_returns_the_ema_and_checkpoints_on_schedule():
+    cfg = DCGANTrainConfig(steps=6, batch_size=8, ngf=8, ndf=8, upsample="resize", ema=0.5)
+    seen = []
+    net = train_dcgan(cfg, checkpoint=lambda step, g: seen.append((step, g)), checkpoint_every=2)
+    assert [s for s, _ in seen] == [2, 4, 6] and all(g is net for _, g in seen)
+    assert not net.training
+    # Same seed without the average: the last iterate, which the average lags behind.
+    raw = train_dcgan(replace(cfg, ema=0.0))
+    z = torch.randn(4, 100)
+    assert not torch.allclose(net(z), raw(z))
+    assert torch.equal(train_dcgan(replace(cfg, ema=0.0))(z), raw(z))
+
+
+def test_the_dcgan_recipe_follows_the_device():
+    assert recipes(False, "cpu")["dcgan"] == DCGANTrainConfig()
+    assert recipes(False, "cuda")["dcgan"] == DCGAN_GPU
+    assert DCGAN_GPU.steps > DCGANTrainConfig().steps
+    assert recipes(True, "cuda") == recipes(True, "cpu")

@@ -12,22 +12,34 @@ from .weights import WORLD_DIR, load_state, load_world_model
 
 
 class DCGANNetG(nn.Module):
-    """z (B, nz) -> (B, 3, 32, 32) in [-1, 1], transposed convolutions with batch norm."""
+    """z (B, nz) -> (B, 3, 32, 32) in [-1, 1]: batch-normed upsampling stages from 4x4.
 
-    def __init__(self, nz: int = 100, ngf: int = 64):
+    `upsample="transposed"` is Radford et al.'s strided transposed convolution; `"resize"`
+    doubles by nearest-neighbour resizing and then applies a 3x3 convolution, which avoids the
+    checkerboard texture that overlapping transposed kernels leave on flat colour fields."""
+
+    def __init__(self, nz: int = 100, ngf: int = 64, upsample: str = "transposed"):
         super().__init__()
+        if upsample not in ("transposed", "resize"):
+            raise ValueError(f"unknown upsample {upsample!r}: transposed or resize")
         self.nz = nz
+
+        def up(c_in: int, c_out: int) -> list[nn.Module]:
+            if upsample == "transposed":
+                return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+            return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+
         self.net = nn.Sequential(
             nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False),
             nn.BatchNorm2d(ngf * 4),
             nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+            *up(ngf * 4, ngf * 2),
             nn.BatchNorm2d(ngf * 2),
             nn.ReLU(True),
-            nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+            *up(ngf * 2, ngf),
             nn.BatchNorm2d(ngf),
             nn.ReLU(True),
-            nn.ConvTranspose2d(ngf, 3, 4, 2, 1, bias=False),
+            *up(ngf, 3),
             nn.Tanh(),
         )
 

@@ -35,6 +35,9 @@ class Scene:
     def index(self, idx) -> "Scene":
         return Scene(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
+    def to(self, device: torch.device | str) -> "Scene":
+        return Scene(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
     @property
     def size_name(self) -> torch.Tensor:
         """(B, K) index into SIZES."""
