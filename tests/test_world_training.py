@@ -1,5 +1,6 @@
 """Training code of the world models, on tiny budgets (the real builds are `make world`)."""
 
+import json
 import random
 from dataclasses import replace
 
@@ -9,9 +10,10 @@ import torch
 from latentevo.models.dcgan import DCGANNetG
 from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
-from latentevo.training.dcgan import DCGANTrainConfig, train_dcgan
+from latentevo.models.dcgan import dcgan_shapes
+from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, main as train_dcgan_main, train_dcgan
 from latentevo.training.quality import frechet_distance
-from latentevo.training.world import DCGAN_GPU, recipes
+from latentevo.training.world import recipes
 from latentevo.world import parse_prompt
 
 
@@ -79,7 +81,9 @@ def test_dcgan_training_returns_the_ema_and_checkpoints_on_schedule():
     raw = train_dcgan(replace(cfg, ema=0.0))
     z = torch.randn(4, 100)
     assert not torch.allclose(net(z), raw(z))
-    assert torch.equal(train_dcgan(replace(cfg, ema=0.0))(z), raw(z))
+    # Judging the raw generator mid-run (eval mode, no gradients) leaves its training unchanged.
+    judged = train_dcgan(replace(cfg, ema=0.0), checkpoint=lambda step, g: g(z), checkpoint_every=1)
+    assert torch.equal(judged(z), raw(z))
 
 
 def test_the_dcgan_recipe_follows_the_device():
@@ -87,3 +91,14 @@ def test_the_dcgan_recipe_follows_the_device():
     assert recipes(False, "cuda")["dcgan"] == DCGAN_GPU
     assert DCGAN_GPU.steps > DCGANTrainConfig().steps
     assert recipes(True, "cuda") == recipes(True, "cpu")
+
+
+def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
+    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path)])
+    curve = [json.loads(line) for line in (tmp_path / "dcgan_checkpoints.jsonl").read_text().splitlines()]
+    assert [c["step"] for c in curve] == [2, 4]
+    assert all(c["frechet_classifier"] > 0 and 0 <= c["confident_rate"] <= 1 for c in curve)
+    config = json.loads((tmp_path / "dcgan.json").read_text())
+    assert config["training"]["steps"] == 4 and config["training"]["device"] == "cpu"
+    assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]
+    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)

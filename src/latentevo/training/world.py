@@ -18,7 +18,6 @@ wider recipe than the CPU's, which fits the CPU build into an hour but leaves it
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -29,20 +28,18 @@ from pathlib import Path
 import mlflow
 import open_clip
 import torch
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..models.clip import WORLD_CLIP, OpenClipScorer
 from ..errors import WeightsError
 from ..models.classifier import ShapesClassifier, shapes_classifier
-from ..models.dcgan import DCGANGenerator, DCGANNetG
 from ..models.weights import WORLD_DIR, write_manifest
 from ..tracking import open_experiment, provenance_tags
 from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
 from .clip import ClipTrainConfig, train_clip
 from .clip_eval import evaluate_scorer
-from .dcgan import DCGANTrainConfig, real_batch, train_dcgan
-from .quality import world_quality
+from .dcgan import DCGANTrainConfig, recipe_for, save_dcgan, train_dcgan
+from .export import roundtrip, save_model
 
 EXPERIMENT = "shapes-world"
 MODELS = ("clip", "classifier", "dcgan")
@@ -56,33 +53,12 @@ QUICK = {
     "dcgan": DCGANTrainConfig(steps=6, batch_size=16),
 }
 FULL = {"clip": ClipTrainConfig(), "classifier": ClassifierTrainConfig(), "dcgan": DCGANTrainConfig()}
-# The committed DCGAN's recipe: 3.6x the CPU recipe's steps at twice its batch and width, with
-# resize-convolution upsampling and an EMA generator: 5 min on an H200, ~16 h on one CPU core.
-DCGAN_GPU = DCGANTrainConfig(
-    steps=18000, batch_size=128, ngf=128, ndf=128, upsample="resize", noise_anneal=1.0, ema=0.999
-)
 
 
 def recipes(quick: bool, device: str) -> dict:
     if quick:
         return QUICK
-    return FULL | {"dcgan": DCGAN_GPU} if torch.device(device).type == "cuda" else FULL
-
-
-def save_model(out: Path, name: str, model: torch.nn.Module, config: dict) -> None:
-    """Weights stored in float16 (half the size; the models run in float32 after loading)."""
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, out / f"{name}.safetensors")
-    (out / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def _roundtrip(model: torch.nn.Module) -> torch.nn.Module:
-    """The model as it will be after saving in float16 and loading, so that the numbers
-    reported are those of the committed weights."""
-    for t in list(model.parameters()) + list(model.buffers()):
-        if t.is_floating_point():
-            t.data = t.data.half().float()
-    return model
+    return FULL | {"dcgan": recipe_for(device)}
 
 
 def _bar(total: int, desc: str) -> tqdm:
@@ -91,7 +67,7 @@ def _bar(total: int, desc: str) -> tqdm:
 
 def build_clip(cfg: ClipTrainConfig, out: Path, log, quick: bool) -> dict:
     with _bar(cfg.image_pretrain_steps + cfg.steps, "clip") as bar:
-        model = _roundtrip(train_clip(cfg, log, bar, evaluate=lambda m: evaluate_scorer(OpenClipScorer(m, WORLD_CLIP), n=500)))
+        model = roundtrip(train_clip(cfg, log, bar, evaluate=lambda m: evaluate_scorer(OpenClipScorer(m, WORLD_CLIP), n=500)))
     metrics = evaluate_scorer(OpenClipScorer(model, WORLD_CLIP), n=200 if quick else 2000)
     config = {"open_clip_model": WORLD_CLIP, "architecture": open_clip.get_model_config(WORLD_CLIP)}
     save_model(out, "clip", model, config | {"training": asdict(cfg), "evaluation": metrics})
@@ -100,7 +76,7 @@ def build_clip(cfg: ClipTrainConfig, out: Path, log, quick: bool) -> dict:
 
 def build_classifier(cfg: ClassifierTrainConfig, out: Path, log, quick: bool) -> dict:
     with _bar(cfg.steps, "classifier") as bar:
-        model = _roundtrip(train_classifier(cfg, log, bar))
+        model = roundtrip(train_classifier(cfg, log, bar))
     metrics = evaluate_classifier(model, n=200 if quick else 2000)
     config = {"architecture": {"width": cfg.width}, "training": asdict(cfg), "evaluation": metrics}
     save_model(out, "classifier", model, config)
@@ -112,31 +88,7 @@ def build_dcgan(
 ) -> dict:
     with _bar(cfg.steps, "dcgan") as bar:
         net = train_dcgan(cfg, log, bar, device).cpu()
-    return save_dcgan(net, cfg, out, quick, classifier, device)
-
-
-def save_dcgan(
-    net: DCGANNetG, cfg: DCGANTrainConfig, out: Path, quick: bool, classifier: ShapesClassifier | None, device: str
-) -> dict:
-    """Judge a trained DCGAN with the classifier (when built) and write its weights and config."""
-    net = _roundtrip(net)
-    metrics: dict[str, float] = {}
-    if classifier is not None:
-        n = 200 if quick else 2000
-        g = torch.Generator().manual_seed(777)
-        samples = DCGANGenerator(net)(torch.randn(n, cfg.nz, generator=g))
-        reference = (real_batch(n, g) + 1) / 2
-        metrics = world_quality(classifier, samples, reference)
-        # The same measure between two independent sets of real renders: the floor to compare with.
-        floor = world_quality(classifier, (real_batch(n, g) + 1) / 2, reference)
-        metrics |= {f"{k}_real_vs_real": v for k, v in floor.items()}
-    config = {
-        "architecture": {"nz": cfg.nz, "ngf": cfg.ngf, "upsample": cfg.upsample},
-        "training": asdict(cfg) | {"device": torch.device(device).type},
-        "evaluation": metrics,
-    }
-    save_model(out, "dcgan", net, config)
-    return metrics
+    return save_dcgan(net, cfg, out, classifier, 200 if quick else 2000, device)
 
 
 def build(
