@@ -102,3 +102,12 @@ def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
     assert config["training"]["steps"] == 4 and config["training"]["device"] == "cpu"
     assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]
     assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
+
+
+@pytest.mark.parametrize("device", ["tpu", "cuda:x"])
+def test_an_unusable_device_is_one_line_and_exit_2(device, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train_dcgan_main(["--device", device])
+    assert exc.value.code == 2
+    usage, error = capsys.readouterr().err.strip().splitlines()[-2:]
+    assert usage.startswith("usage:") and f"error: --device {device}:" in error

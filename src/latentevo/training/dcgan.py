@@ -179,6 +179,17 @@ def save_dcgan(
     return metrics
 
 
+def device_arg(parser: argparse.ArgumentParser, name: str) -> str:
+    """A --device value PyTorch can use here, or the parser's one-line error."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        parser.error(f"--device {name}: {err}")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {name}: PyTorch sees no CUDA device on this machine")
+    return name
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="train the shapes-world DCGAN alone, without MLflow")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="and so the recipe")
@@ -186,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path(".cache/dcgan"), help="src/latentevo/assets/world replaces the committed DCGAN")
     parser.add_argument("--eval-every", type=int, help="judge the generator every K steps on 1,000 samples (default: ten times a run; 0: never)")
     args = parser.parse_args(argv)
+    device_arg(parser, args.device)
     cfg = recipe_for(args.device)
     cfg = replace(cfg, steps=args.steps or cfg.steps)
     every = cfg.steps // 10 if args.eval_every is None else args.eval_every

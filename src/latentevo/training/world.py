@@ -38,7 +38,7 @@ from ..tracking import open_experiment, provenance_tags
 from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
 from .clip import ClipTrainConfig, train_clip
 from .clip_eval import evaluate_scorer
-from .dcgan import DCGANTrainConfig, recipe_for, save_dcgan, train_dcgan
+from .dcgan import DCGANTrainConfig, device_arg, recipe_for, save_dcgan, train_dcgan
 from .export import roundtrip, save_model
 
 EXPERIMENT = "shapes-world"
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         help="where the DCGAN trains, and so its recipe (default: cuda when available); the others train on the CPU",
     )
     args = parser.parse_args(argv)
+    device_arg(parser, args.device)
     out = args.out or (QUICK_DIR if args.quick else WORLD_DIR)
     models = tuple(m for m in MODELS if m in args.only)
     start = time.time()
