@@ -120,7 +120,8 @@ def test_ctrl_c_marks_the_run_killed(store, tmp_path):
     out = tmp_path
     args = [sys.executable, "run.py", "generations=100000", "experiment_name=interrupted", *MECHANICS_CLIP,
             f"hydra.run.dir={out}/run"]
-    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"MLFLOW_TRACKING_URI": store},
+    # PYTHONFAULTHANDLER: a SIGABRT makes the run print every thread's stack, should it not stop.
+    proc = subprocess.Popen(args, cwd=ROOT, env=os.environ | {"MLFLOW_TRACKING_URI": store, "PYTHONFAULTHANDLER": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -130,7 +131,13 @@ def test_ctrl_c_marks_the_run_killed(store, tmp_path):
                 break
             time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        try:
+            _, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, stderr = proc.communicate(timeout=30)
+            pytest.fail(f"still running 60 s after SIGINT (SIGINT handler {signal.getsignal(signal.SIGINT)}); "
+                        f"its stacks:\n{stderr[-6000:]}")
     finally:
         proc.kill()
     assert proc.returncode == 130, stderr[-2000:]
