@@ -13,7 +13,8 @@ from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
 from latentevo.models.dcgan import dcgan_shapes
 from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, main as train_dcgan_main, train_dcgan
 from latentevo.training.quality import frechet_distance
-from latentevo.training.world import recipes
+from latentevo.models.classifier import shapes_classifier
+from latentevo.training.world import build_dcgan, recipes
 from latentevo.world import parse_prompt
 
 
@@ -111,3 +112,12 @@ def test_an_unusable_device_is_one_line_and_exit_2(device, capsys):
     assert exc.value.code == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert f"error: --device {device}:" in lines[-1] and sum("error" in line for line in lines) == 1
+
+
+def test_a_full_world_build_logs_the_dcgan_quality_curve(tmp_path):
+    logged = []
+    cfg = DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8)
+    metrics = build_dcgan(cfg, tmp_path, lambda step, m: logged.append((step, m)), False, shapes_classifier())
+    judged = [step for step, m in logged if "frechet_classifier" in m]
+    assert judged == [1, 2]
+    assert metrics["frechet_classifier"] > metrics["frechet_classifier_real_vs_real"] > 0

@@ -33,12 +33,13 @@ from tqdm import tqdm
 from ..models.clip import WORLD_CLIP, OpenClipScorer
 from ..errors import WeightsError
 from ..models.classifier import ShapesClassifier, shapes_classifier
+from ..models.dcgan import DCGANNetG
 from ..models.weights import WORLD_DIR, write_manifest
 from ..tracking import open_experiment, provenance_tags
 from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
 from .clip import ClipTrainConfig, train_clip
 from .clip_eval import evaluate_scorer
-from .dcgan import DCGANTrainConfig, device_arg, recipe_for, save_dcgan, train_dcgan
+from .dcgan import DCGANTrainConfig, device_arg, quality_vs_renders, recipe_for, save_dcgan, train_dcgan
 from .export import roundtrip, save_model
 
 EXPERIMENT = "shapes-world"
@@ -86,8 +87,13 @@ def build_classifier(cfg: ClassifierTrainConfig, out: Path, log, quick: bool) ->
 def build_dcgan(
     cfg: DCGANTrainConfig, out: Path, log, quick: bool, classifier: ShapesClassifier | None, device: str = "cpu"
 ) -> dict:
+    def judge(step: int, net: DCGANNetG) -> None:
+        log(step, quality_vs_renders(net, classifier, 1000))
+
+    # The quality curve beside the losses: ten judgements of 1,000 samples in a full build.
+    every = max(1, cfg.steps // 10) if classifier is not None and not quick else 0
     with _bar(cfg.steps, "dcgan") as bar:
-        net = train_dcgan(cfg, log, bar, device).cpu()
+        net = train_dcgan(cfg, log, bar, device, checkpoint=judge, checkpoint_every=every).cpu()
     return save_dcgan(net, cfg, out, classifier, 200 if quick else 2000, device)
 
 
