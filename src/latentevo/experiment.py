@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from .callbacks import SWEEP_SIZE_ENV
 from .errors import ConfigError, LatentevoError, storage_error
+from .devices import resolve_device
 from .evaluation.evaluate import build_evaluation, evaluation_prompt, log_evaluation
 from .models.base import Generator, Scorer
 from .resume import IDENTITY_TAG, Job, rng_states, set_rng_states
@@ -67,14 +68,6 @@ def validate(cfg: DictConfig) -> None:
     needed = min_pop_size(algorithm_cls)
     if cfg.pop_size < needed:
         raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; it needs pop_size >= {needed}")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device=cuda but no CUDA device is available; use device=cpu or device=auto")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from ..devices import resolve_device
 from ..errors import LatentevoError, WeightsError
 from ..models.pretrained import can_download, weights_dir
 from .classifiers import CIFAR10_FILE, Cifar10Net, save_cifar10_weights
@@ -85,12 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--weights", type=Path, help="weights directory (default: $LATENTEVO_WEIGHTS, else ~/.cache/latentevo/weights)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (cuda when there is one)")
     args = parser.parse_args(argv)
     try:
         root = args.data.expanduser()
         train_set, test_set = cifar10(root, train=True), cifar10(root, train=False)
-        model, test_accuracy = train(train_set, test_set, args.epochs, args.batch_size, torch.device(args.device))
+        model, test_accuracy = train(train_set, test_set, args.epochs, args.batch_size, resolve_device(args.device))
         path = weights_dir(args.weights) / CIFAR10_FILE
         save_cifar10_weights(model, path)
     except LatentevoError as err:

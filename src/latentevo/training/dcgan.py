@@ -26,6 +26,8 @@ from tqdm import tqdm
 
 from ..models.classifier import ShapesClassifier, shapes_classifier
 from ..models.dcgan import DCGANNetD, DCGANNetG, init_weights
+from ..devices import resolve_device
+from ..errors import ConfigError
 from ..models.weights import write_manifest
 from ..world import random_scenes, render
 from .export import roundtrip, save_model
@@ -179,28 +181,30 @@ def save_dcgan(
     return metrics
 
 
-def device_arg(parser: argparse.ArgumentParser, name: str) -> str:
-    """A --device value PyTorch can use here, or the parser's one-line error."""
+def device_arg(parser: argparse.ArgumentParser, name: str) -> torch.device:
+    """The device `--device` names (`auto`: CUDA when there is one), or the parser's one-line error."""
     try:
-        device = torch.device(name)
-    except RuntimeError as err:
+        return resolve_device(name)
+    except ConfigError as err:
         parser.error(f"--device {name}: {err}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {name}: PyTorch sees no CUDA device on this machine")
-    return name
+
+
+def judge_every(steps: int) -> int:
+    """Steps between judgements of the generator: ten in a run."""
+    return max(1, steps // 10)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="train the shapes-world DCGAN alone, without MLflow")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="and so the recipe")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (cuda when there is one); it picks the recipe")
     parser.add_argument("--steps", type=int, help="override the recipe's steps (the noise schedule scales)")
     parser.add_argument("--out", type=Path, default=Path(".cache/dcgan"), help="src/latentevo/assets/world replaces the committed DCGAN")
     parser.add_argument("--eval-every", type=int, help="judge the generator every K steps on 1,000 samples (default: ten times a run; 0: never)")
     args = parser.parse_args(argv)
-    device_arg(parser, args.device)
-    cfg = recipe_for(args.device)
+    device = device_arg(parser, args.device)
+    cfg = recipe_for(device)
     cfg = replace(cfg, steps=args.steps or cfg.steps)
-    every = cfg.steps // 10 if args.eval_every is None else args.eval_every
+    every = judge_every(cfg.steps) if args.eval_every is None else args.eval_every
     classifier = shapes_classifier()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
@@ -212,8 +216,8 @@ def main(argv: list[str] | None = None) -> None:
             curve.flush()
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
-        net = train_dcgan(cfg, progress=bar, device=args.device, checkpoint=checkpoint, checkpoint_every=every)
-    metrics = save_dcgan(net, cfg, args.out, classifier, 2000, args.device)
+        net = train_dcgan(cfg, progress=bar, device=device, checkpoint=checkpoint, checkpoint_every=every)
+    metrics = save_dcgan(net, cfg, args.out, classifier, 2000, device)
     write_manifest(args.out)
     print(f"dcgan into {args.out} in {(time.time() - start) / 60:.1f} min: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 

@@ -39,7 +39,9 @@ from ..tracking import open_experiment, provenance_tags
 from .classifier import ClassifierTrainConfig, evaluate_classifier, train_classifier
 from .clip import ClipTrainConfig, train_clip
 from .clip_eval import evaluate_scorer
-from .dcgan import DCGANTrainConfig, device_arg, quality_vs_renders, recipe_for, save_dcgan, train_dcgan
+from .dcgan import (
+    DCGANTrainConfig, device_arg, judge_every, quality_vs_renders, recipe_for, save_dcgan, train_dcgan
+)
 from .export import roundtrip, save_model
 
 EXPERIMENT = "shapes-world"
@@ -56,7 +58,7 @@ QUICK = {
 FULL = {"clip": ClipTrainConfig(), "classifier": ClassifierTrainConfig(), "dcgan": DCGANTrainConfig()}
 
 
-def recipes(quick: bool, device: str) -> dict:
+def recipes(quick: bool, device: torch.device | str) -> dict:
     if quick:
         return QUICK
     return FULL | {"dcgan": recipe_for(device)}
@@ -85,20 +87,20 @@ def build_classifier(cfg: ClassifierTrainConfig, out: Path, log, quick: bool) ->
 
 
 def build_dcgan(
-    cfg: DCGANTrainConfig, out: Path, log, quick: bool, classifier: ShapesClassifier | None, device: str = "cpu"
+    cfg: DCGANTrainConfig, out: Path, log, quick: bool, classifier: ShapesClassifier | None, device: torch.device | str = "cpu"
 ) -> dict:
     def judge(step: int, net: DCGANNetG) -> None:
         log(step, quality_vs_renders(net, classifier, 1000))
 
     # The quality curve beside the losses: ten judgements of 1,000 samples in a full build.
-    every = max(1, cfg.steps // 10) if classifier is not None and not quick else 0
+    every = judge_every(cfg.steps) if classifier is not None and not quick else 0
     with _bar(cfg.steps, "dcgan") as bar:
         net = train_dcgan(cfg, log, bar, device, checkpoint=judge, checkpoint_every=every).cpu()
     return save_dcgan(net, cfg, out, classifier, 200 if quick else 2000, device)
 
 
 def build(
-    models: tuple[str, ...], out: Path, quick: bool, threads: int | None = None, device: str = "cpu"
+    models: tuple[str, ...], out: Path, quick: bool, threads: int | None = None, device: torch.device | str = "cpu"
 ) -> dict[str, dict]:
     if threads is not None:
         torch.set_num_threads(threads)
@@ -110,7 +112,7 @@ def build(
     for name in models:
         cfg = configs[name]
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"{name}{'-quick' if quick else ''}"):
-            device_tag = device if name == "dcgan" else "cpu"
+            device_tag = torch.device(device).type if name == "dcgan" else "cpu"
             mlflow.set_tags(
                 provenance_tags() | {"torch_threads": str(torch.get_num_threads()), "model": name, "device": device_tag}
             )
@@ -145,7 +147,7 @@ def _load_classifier(out: Path) -> ShapesClassifier | None:
 
 
 def build_parallel(
-    models: tuple[str, ...], out: Path, quick: bool, jobs: int, threads: int, device: str = "cpu"
+    models: tuple[str, ...], out: Path, quick: bool, jobs: int, threads: int, device: torch.device | str = "cpu"
 ) -> dict[str, dict]:
     """Each group of models in its own process (spawned: a forked torch is unsafe)."""
     groups = [tuple(m for m in group if m in models) for group in GROUPS]
@@ -168,19 +170,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads in all")
     parser.add_argument("--jobs", type=int, default=1, help="processes training models side by side")
     parser.add_argument(
-        "--device",
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="where the DCGAN trains, and so its recipe (default: cuda when available); the others train on the CPU",
+        "--device", default="auto", help="where the DCGAN trains, and so its recipe (auto: cuda when there is one); the others train on the CPU"
     )
     args = parser.parse_args(argv)
-    device_arg(parser, args.device)
+    device = device_arg(parser, args.device)
     out = args.out or (QUICK_DIR if args.quick else WORLD_DIR)
     models = tuple(m for m in MODELS if m in args.only)
     start = time.time()
     if args.jobs > 1:
-        build_parallel(models, out, args.quick, args.jobs, args.threads, args.device)
+        build_parallel(models, out, args.quick, args.jobs, args.threads, device)
     else:
-        build(models, out, args.quick, args.threads, args.device)
+        build(models, out, args.quick, args.threads, device)
     print(f"built {', '.join(models)} into {out} in {(time.time() - start) / 60:.1f} min", flush=True)
 
 
