@@ -13,7 +13,7 @@ from latentevo.models.dcgan import dcgan_shapes
 from latentevo.models.weights import WORLD_DIR, read_manifest
 from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
-from latentevo.training.dcgan import real_batch
+from latentevo.gan.datasets import shapes_batch
 from latentevo.training.quality import world_quality
 from latentevo.training.world import MODELS, build
 from latentevo.training.data import scene_batch
@@ -87,7 +87,7 @@ def test_dcgan_samples_hold_objects_not_just_backgrounds(classifier):
     samples = gen(gen.sample_latents(400, g))
     assert samples.shape == (400, 3, 32, 32)
     assert samples.min() >= 0 and samples.max() <= 1
-    reference = (real_batch(400, g) + 1) / 2
+    reference = (shapes_batch(400, g) + 1) / 2
     quality = world_quality(classifier, samples, reference)
     # Baseline: each sample flattened to its mean colour (right backgrounds, no object).
     flat = world_quality(classifier, samples.mean((2, 3), keepdim=True).expand_as(samples).contiguous(), reference)

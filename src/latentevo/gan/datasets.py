@@ -30,13 +30,19 @@ class ImageSource(ABC):
         """n images drawn with the random generator g."""
 
 
+def shapes_batch(n: int, g: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
+    """n fresh renders in [-1, 1], every shape x colour pair included: the world a GAN models.
+    Scenes are drawn on the CPU from g, so a batch does not depend on the device."""
+    return render(random_scenes(n, g).to(device), RESOLUTION) * 2 - 1
+
+
 class ShapesSource(ImageSource):
     """Every batch is new renders: an unlimited data set whose distribution is known."""
 
     name = "shapes"
 
     def batch(self, n: int, g: torch.Generator) -> torch.Tensor:
-        return render(random_scenes(n, g), RESOLUTION) * 2 - 1
+        return shapes_batch(n, g)
 
 
 class TensorSource(ImageSource):

@@ -28,13 +28,10 @@ from ..models.classifier import ShapesClassifier, shapes_classifier
 from ..models.dcgan import DCGANNetD, DCGANNetG, init_weights
 from ..devices import resolve_device
 from ..errors import ConfigError
+from ..gan.datasets import shapes_batch
 from ..models.weights import write_manifest
-from ..world import random_scenes, render
 from .export import roundtrip, save_model
 from .quality import world_quality
-
-RESOLUTION = 32
-
 
 @dataclass
 class DCGANTrainConfig:
@@ -65,11 +62,6 @@ DCGAN_GPU = DCGANTrainConfig(
 def recipe_for(device: torch.device | str) -> DCGANTrainConfig:
     """The GPU recipe on CUDA, the CPU one (which fits `make world` into an hour) elsewhere."""
     return DCGAN_GPU if torch.device(device).type == "cuda" else DCGANTrainConfig()
-
-
-def real_batch(n: int, g: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Renders in [-1, 1], every shape x colour pair included: the DCGAN models the whole world."""
-    return render(random_scenes(n, g).to(device), RESOLUTION) * 2 - 1
 
 
 def with_noise(x: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
@@ -115,7 +107,7 @@ def train_dcgan(
         def noisy(x: torch.Tensor) -> torch.Tensor:
             return with_noise(x, sigma, g_dev)
 
-        real = real_batch(cfg.batch_size, g, device)
+        real = shapes_batch(cfg.batch_size, g, device)
         fake = net_g(torch.randn(cfg.batch_size, cfg.nz, generator=g_dev, device=device))
         loss_d = F.binary_cross_entropy_with_logits(
             net_d(noisy(real)), ones * cfg.real_label
@@ -152,10 +144,10 @@ def quality_vs_renders(net: DCGANNetG, classifier: ShapesClassifier, n: int, flo
     z = torch.randn(n, net.nz, generator=g)
     device = next(net.parameters()).device
     samples = torch.cat([(net(chunk.to(device)) + 1) / 2 for chunk in z.split(500)]).float().cpu()
-    reference = (real_batch(n, g) + 1) / 2
+    reference = (shapes_batch(n, g) + 1) / 2
     metrics = world_quality(classifier, samples, reference)
     if floor:
-        real = world_quality(classifier, (real_batch(n, g) + 1) / 2, reference)
+        real = world_quality(classifier, (shapes_batch(n, g) + 1) / 2, reference)
         metrics |= {f"{k}_real_vs_real": v for k, v in real.items()}
     return metrics
 

@@ -21,7 +21,7 @@ from ..models.dcgan import dcgan_shapes  # noqa: E402
 from ..models.shapes import ShapesGenerator  # noqa: E402
 from ..world import ATTRIBUTES, caption_text, random_scenes, render  # noqa: E402
 from ..world.captions import sample_content  # noqa: E402
-from .dcgan import RESOLUTION, real_batch  # noqa: E402
+from ..gan.datasets import RESOLUTION, shapes_batch  # noqa: E402
 
 
 def captioned_renders(path: Path, rows: int = 4, cols: int = 6, seed: int = 0) -> None:
@@ -54,7 +54,7 @@ def generator_samples(path: Path, seed: int = 0) -> None:
     dcgan = dcgan_shapes()
     panels = [
         (shapes(shapes.sample_latents(64, g)), "`shapes` generator, z ~ N(0, I)"),
-        ((real_batch(64, g) + 1) / 2, f"real renders, {RESOLUTION} px"),
+        ((shapes_batch(64, g) + 1) / 2, f"real renders, {RESOLUTION} px"),
         (dcgan(dcgan.sample_latents(64, g)), "`dcgan_shapes`, z ~ N(0, I)"),
     ]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4))
