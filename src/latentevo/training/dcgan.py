@@ -33,6 +33,7 @@ from ..models.weights import write_manifest
 from .export import roundtrip, save_model
 from .quality import world_quality
 
+
 @dataclass
 class DCGANTrainConfig:
     steps: int = 5000
