@@ -99,6 +99,9 @@ def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
     curve = [json.loads(line) for line in (tmp_path / "dcgan_checkpoints.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2, 4]
     assert all(c["frechet_classifier"] > 0 and 0 <= c["confident_rate"] <= 1 for c in curve)
+    losses = [json.loads(line) for line in (tmp_path / "dcgan_losses.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in losses] == [0, 3]
+    assert all(entry["loss_d"] > 0 and entry["loss_g"] > 0 for entry in losses)
     config = json.loads((tmp_path / "dcgan.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["device"] == "cpu"
     assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]

@@ -3,8 +3,9 @@
     python -m latentevo.training.dcgan [--device cuda] [--steps N] [--out DIR] [--eval-every K]
 
 trains the DCGAN alone, without MLflow (so on a GPU machine that has only torch): weights and
-JSON config into DIR, and the classifier's judgement of every K-th step's generator, as JSON
-lines, beside them. `make world` trains it with the other models and logs to MLflow.
+JSON config into DIR, and beside them, as JSON lines, the losses of every 20th step and the
+classifier's judgement of every K-th step's generator. `make world` trains it with the other
+models and logs to MLflow.
 
 Flat-coloured renders are easy to tell from a young generator's noise: the discriminator wins
 within a hundred steps and the generator's gradient vanishes. Instance noise on both inputs of
@@ -201,7 +202,14 @@ def main(argv: list[str] | None = None) -> None:
     classifier = shapes_classifier()
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    with open(args.out / "dcgan_checkpoints.jsonl", "w") as curve, tqdm(total=cfg.steps, desc="dcgan", mininterval=5) as bar:
+    with (
+        open(args.out / "dcgan_checkpoints.jsonl", "w") as curve,
+        open(args.out / "dcgan_losses.jsonl", "w") as losses,
+        tqdm(total=cfg.steps, desc="dcgan", mininterval=5) as bar,
+    ):
+
+        def log(step: int, metrics: dict[str, float]) -> None:
+            losses.write(json.dumps({"step": step} | metrics) + "\n")
 
         def checkpoint(step: int, net: DCGANNetG) -> None:
             metrics = quality_vs_renders(net, classifier, 1000)
@@ -209,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
             curve.flush()
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
-        net = train_dcgan(cfg, progress=bar, device=device, checkpoint=checkpoint, checkpoint_every=every)
+        net = train_dcgan(cfg, log, bar, device, checkpoint=checkpoint, checkpoint_every=every)
     metrics = save_dcgan(net, cfg, args.out, classifier, 2000, device)
     write_manifest(args.out)
     print(f"dcgan into {args.out} in {(time.time() - start) / 60:.1f} min: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
