@@ -13,7 +13,7 @@ from latentevo.models.dcgan import dcgan_shapes
 from latentevo.models.weights import WORLD_DIR, read_manifest
 from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
-from latentevo.gan.datasets import shapes_batch
+from latentevo.gan.datasets import labelled_shapes_batch, shapes_batch
 from latentevo.training.quality import world_quality
 from latentevo.training.world import MODELS, build
 from latentevo.training.data import scene_batch
@@ -93,6 +93,15 @@ def test_dcgan_samples_hold_objects_not_just_backgrounds(classifier):
     flat = world_quality(classifier, samples.mean((2, 3), keepdim=True).expand_as(samples).contiguous(), reference)
     assert quality["frechet_classifier"] < 0.25 * flat["frechet_classifier"]
     assert quality["confident_rate"] >= 0.1 > flat["confident_rate"]
+
+
+def test_asked_classes_are_scored_by_what_the_classifier_sees(classifier):
+    images, labels = labelled_shapes_batch(300, torch.Generator().manual_seed(6))
+    images = (images + 1) / 2
+    truth = world_quality(classifier, images, images, asked=labels)
+    assert all(truth[f"asked_{name}"] >= 0.9 for name in labels)
+    wrong = world_quality(classifier, images, images, asked={"shape": (labels["shape"] + 1) % 6})
+    assert wrong["asked_shape"] <= 0.1
 
 
 def test_random_init_needs_no_weights(tmp_path):

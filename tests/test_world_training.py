@@ -7,11 +7,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from latentevo.models.dcgan import DCGANNetG
+from latentevo.models.dcgan import DCGANNetD, DCGANNetG, init_weights
 from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
 from latentevo.models.dcgan import dcgan_shapes
-from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, main as train_dcgan_main, train_dcgan
+from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, conditional, main as train_dcgan_main, save_dcgan, train_dcgan
+from latentevo.models.weights import write_manifest
 from latentevo.training.quality import frechet_distance
 from latentevo.models.classifier import shapes_classifier
 from latentevo.training.world import build_dcgan, recipes
@@ -87,6 +88,24 @@ def test_dcgan_training_returns_the_ema_and_checkpoints_on_schedule():
     assert torch.equal(judged(z), raw(z))
 
 
+def test_the_conditional_generator_reads_one_class_per_attribute_from_z():
+    net = DCGANNetG(100, 8, "resize", {"shape": 6, "colour": 8}).eval()
+    assert net.latent_dim == 114
+    z = torch.randn(5, 114)
+    labels = net.class_labels(z)
+    assert torch.equal(labels["shape"], z[:, 100:106].argmax(1)) and torch.equal(labels["colour"], z[:, 106:].argmax(1))
+    # Only the winning logits matter once the softmax is saturated: raising a loser a little
+    # leaves the image as it is, making it the winner changes it.
+    z = torch.zeros(1, 114)
+    z[0, 100], z[0, 106] = 3.0, 3.0
+    nudged, swapped = z.clone(), z.clone()
+    nudged[0, 101] = 1.0
+    swapped[0, 101] = 6.0
+    assert torch.allclose(net(nudged), net(z), atol=1e-5)
+    assert not torch.allclose(net(swapped), net(z), atol=1e-3)
+    assert net.class_labels(swapped)["shape"].item() == 1
+
+
 def test_the_dcgan_recipe_follows_the_device():
     assert recipes(False, "cpu")["dcgan"] == DCGANTrainConfig()
     assert recipes(False, "cuda")["dcgan"] == DCGAN_GPU
@@ -94,8 +113,32 @@ def test_the_dcgan_recipe_follows_the_device():
     assert recipes(True, "cuda") == recipes(True, "cpu")
 
 
+def test_a_conditional_dcgan_loads_back_with_its_class_order(tmp_path):
+    # JSON sorts keys: the class logits must keep the order they were trained in.
+    cfg = conditional(DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8))
+    assert cfg.classes == ("shape", "colour", "size", "position", "background")
+    net = train_dcgan(cfg)
+    save_dcgan(net, cfg, tmp_path, None, 0, "cpu")
+    write_manifest(tmp_path)
+    loaded = dcgan_shapes(weights_dir=tmp_path)
+    assert loaded.latent_dim == 129 and list(loaded.net.classes) == list(cfg.classes)
+    z = torch.randn(6, 129, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose((net(z) + 1) / 2, loaded(z), atol=1e-2)
+
+
+def test_the_projection_discriminator_judges_an_image_against_its_labels():
+    torch.manual_seed(0)
+    net = DCGANNetD(8, {"shape": 6})
+    net.apply(init_weights)
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    circle, star = {"shape": torch.zeros(3, dtype=torch.long)}, {"shape": torch.full((3,), 3)}
+    assert not torch.allclose(net(x, circle), net(x, star))
+    plain = DCGANNetD(8)
+    assert torch.equal(plain(x), plain(x, circle))
+
+
 def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
-    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path)])
+    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path), "--conditional"])
     curve = [json.loads(line) for line in (tmp_path / "dcgan_checkpoints.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2, 4]
     assert all(c["frechet_classifier"] > 0 and 0 <= c["confident_rate"] <= 1 for c in curve)
@@ -105,7 +148,8 @@ def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
     config = json.loads((tmp_path / "dcgan.json").read_text())
     assert config["training"]["steps"] == 4 and config["training"]["device"] == "cpu"
     assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]
-    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
+    assert 0 <= config["evaluation"]["asked_shape"] <= 1
+    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 129)).shape == (2, 3, 32, 32)
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x"])

@@ -30,10 +30,19 @@ class ImageSource(ABC):
         """n images drawn with the random generator g."""
 
 
+def labelled_shapes_batch(
+    n: int, g: torch.Generator, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """n fresh renders in [-1, 1], every shape x colour pair included: the world a GAN models,
+    with the value index of each attribute of each render. Scenes are drawn on the CPU from g,
+    so a batch does not depend on the device."""
+    scenes = random_scenes(n, g).to(device)
+    return render(scenes, RESOLUTION) * 2 - 1, scenes.labels()
+
+
 def shapes_batch(n: int, g: torch.Generator, device: torch.device | str = "cpu") -> torch.Tensor:
-    """n fresh renders in [-1, 1], every shape x colour pair included: the world a GAN models.
-    Scenes are drawn on the CPU from g, so a batch does not depend on the device."""
-    return render(random_scenes(n, g).to(device), RESOLUTION) * 2 - 1
+    """n fresh renders in [-1, 1], as `labelled_shapes_batch` draws them."""
+    return labelled_shapes_batch(n, g, device)[0]
 
 
 class ShapesSource(ImageSource):

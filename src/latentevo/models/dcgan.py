@@ -5,24 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from .base import Generator
 from .weights import WORLD_DIR, load_state, load_world_model
 
+# The attributes a shapes-world DCGAN can be conditioned on: every one a caption can name.
+WORLD_CLASSES = {name: len(ATTRIBUTE_VALUES[name]) for name in ATTRIBUTES}
+
 
 class DCGANNetG(nn.Module):
-    """z (B, nz) -> (B, 3, 32, 32) in [-1, 1]: batch-normed upsampling stages from 4x4.
+    """z (B, latent_dim) -> (B, 3, 32, 32) in [-1, 1]: batch-normed upsampling stages from 4x4.
 
     `upsample="transposed"` is Radford et al.'s strided transposed convolution; `"resize"`
     doubles by nearest-neighbour resizing and then applies a 3x3 convolution, which avoids the
-    checkerboard texture that overlapping transposed kernels leave on flat colour fields."""
+    checkerboard texture that overlapping transposed kernels leave on flat colour fields.
 
-    def __init__(self, nz: int = 100, ngf: int = 64, upsample: str = "transposed"):
+    With `classes` (attribute -> number of values, in order) the generator is class-conditional, as
+    BigGAN is: after the nz noise coordinates, z holds one logit per value of each attribute,
+    and a softmax at `temperature` turns each attribute's logits into an almost one-hot code.
+    The whole of z stays N(0, I), so a search moves through classes as it moves through noise."""
+
+    def __init__(
+        self,
+        nz: int = 100,
+        ngf: int = 64,
+        upsample: str = "transposed",
+        classes: dict[str, int] | list[tuple[str, int]] | None = None,
+        temperature: float = 0.1,
+    ):
         super().__init__()
         if upsample not in ("transposed", "resize"):
             raise ValueError(f"unknown upsample {upsample!r}: transposed or resize")
-        self.nz = nz
+        self.nz, self.classes, self.temperature = nz, dict(classes or {}), temperature
+        self.latent_dim = nz + sum(self.classes.values())
 
         def up(c_in: int, c_out: int) -> list[nn.Module]:
             if upsample == "transposed":
@@ -30,7 +48,7 @@ class DCGANNetG(nn.Module):
             return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
 
         self.net = nn.Sequential(
-            nn.ConvTranspose2d(nz, ngf * 4, 4, 1, 0, bias=False),
+            nn.ConvTranspose2d(self.latent_dim, ngf * 4, 4, 1, 0, bias=False),
             nn.BatchNorm2d(ngf * 4),
             nn.ReLU(True),
             *up(ngf * 4, ngf * 2),
@@ -43,15 +61,30 @@ class DCGANNetG(nn.Module):
             nn.Tanh(),
         )
 
+    def _class_logits(self, z: torch.Tensor) -> list[torch.Tensor]:
+        return list(z[:, self.nz :].split(list(self.classes.values()), dim=1))
+
+    def class_labels(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The value of each attribute that z asks for: the index of its largest logit."""
+        return {name: logits.argmax(1) for name, logits in zip(self.classes, self._class_logits(z))}
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if self.classes:
+            codes = [F.softmax(logits / self.temperature, dim=1) for logits in self._class_logits(z)]
+            z = torch.cat([z[:, : self.nz], *codes], dim=1)
         return self.net(z[:, :, None, None])
 
 
 class DCGANNetD(nn.Module):
-    """(B, 3, 32, 32) in [-1, 1] -> (B,) real/fake logit."""
+    """(B, 3, 32, 32) in [-1, 1] -> (B,) real/fake logit.
 
-    def __init__(self, ndf: int = 64):
+    With `classes` it is a projection discriminator (Miyato & Koyama): the logit gains the inner
+    product of the pooled last features with an embedding of each attribute's value, so it
+    judges an image against the classes it is said to show."""
+
+    def __init__(self, ndf: int = 64, classes: dict[str, int] | None = None):
         super().__init__()
+        self.embed = nn.ModuleDict({name: nn.Embedding(n, ndf * 4) for name, n in (classes or {}).items()})
         self.net = nn.Sequential(
             nn.Conv2d(3, ndf, 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, True),
@@ -64,13 +97,18 @@ class DCGANNetD(nn.Module):
             nn.Conv2d(ndf * 4, 1, 4, 1, 0, bias=False),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).flatten()
+    def forward(self, x: torch.Tensor, labels: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        features = self.net[:-1](x)
+        logit = self.net[-1](features).flatten()
+        if self.embed:
+            projection = sum(self.embed[name](labels[name]) for name in self.embed)
+            logit = logit + (projection * features.sum((2, 3))).sum(1)
+        return logit
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN initialisation: N(0, 0.02) convolutions, N(1, 0.02) batch-norm scales."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+    """DCGAN initialisation: N(0, 0.02) convolutions and class embeddings, N(1, 0.02) batch-norm scales."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Embedding)):
         nn.init.normal_(module.weight, 0.0, 0.02)
     elif isinstance(module, nn.BatchNorm2d):
         nn.init.normal_(module.weight, 1.0, 0.02)
@@ -85,7 +123,7 @@ class DCGANGenerator(Generator):
     def __init__(self, net: DCGANNetG, latent_bound: float = 3.0):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
-        self.latent_dim = net.nz
+        self.latent_dim = net.latent_dim
         self.latent_bound = latent_bound
 
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """DCGAN training on shapes-world renders (Adam 2e-4, beta1 0.5, non-saturating loss).
 
-    python -m latentevo.training.dcgan [--device cuda] [--steps N] [--out DIR] [--eval-every K]
+    python -m latentevo.training.dcgan [--device cuda] [--steps N] [--out DIR] [--eval-every K] [--conditional]
 
 trains the DCGAN alone, without MLflow (so on a GPU machine that has only torch): weights and
 JSON config into DIR, and beside them, as JSON lines, the losses of every 20th step and the
@@ -26,10 +26,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from ..models.classifier import ShapesClassifier, shapes_classifier
-from ..models.dcgan import DCGANNetD, DCGANNetG, init_weights
+from ..models.dcgan import WORLD_CLASSES, DCGANNetD, DCGANNetG, init_weights
 from ..devices import resolve_device
 from ..errors import ConfigError
-from ..gan.datasets import shapes_batch
+from ..gan.datasets import labelled_shapes_batch, shapes_batch
 from ..models.weights import write_manifest
 from .export import roundtrip, save_model
 from .quality import world_quality
@@ -45,6 +45,10 @@ class DCGANTrainConfig:
     ngf: int = 64
     ndf: int = 64
     upsample: str = "transposed"
+    # Attributes G is conditioned on and D projects (DCGANNetG, DCGANNetD); `conditional` names
+    # all five. docs/world.md has what conditioning did and did not buy.
+    classes: tuple[str, ...] = ()
+    temperature: float = 0.1
     seed: int = 2
     instance_noise: float = 0.15
     noise_anneal: float = 0.5
@@ -64,6 +68,11 @@ DCGAN_GPU = DCGANTrainConfig(
 def recipe_for(device: torch.device | str) -> DCGANTrainConfig:
     """The GPU recipe on CUDA, the CPU one (which fits `make world` into an hour) elsewhere."""
     return DCGAN_GPU if torch.device(device).type == "cuda" else DCGANTrainConfig()
+
+
+def conditional(cfg: DCGANTrainConfig) -> DCGANTrainConfig:
+    """The recipe conditioned on every attribute, with resize-convolution as it was measured."""
+    return replace(cfg, upsample="resize", classes=tuple(WORLD_CLASSES))
 
 
 def with_noise(x: torch.Tensor, sigma: float, g: torch.Generator) -> torch.Tensor:
@@ -95,7 +104,9 @@ def train_dcgan(
     torch.manual_seed(cfg.seed)
     g = torch.Generator().manual_seed(cfg.seed)
     g_dev = g if device.type == "cpu" else torch.Generator(device).manual_seed(cfg.seed)
-    net_g, net_d = DCGANNetG(cfg.nz, cfg.ngf, cfg.upsample), DCGANNetD(cfg.ndf)
+    classes = {name: WORLD_CLASSES[name] for name in cfg.classes}
+    net_g = DCGANNetG(cfg.nz, cfg.ngf, cfg.upsample, classes, cfg.temperature)
+    net_d = DCGANNetD(cfg.ndf, classes)
     net_g.apply(init_weights)
     net_d.apply(init_weights)
     net_g, net_d = net_g.to(device), net_d.to(device)
@@ -109,15 +120,16 @@ def train_dcgan(
         def noisy(x: torch.Tensor) -> torch.Tensor:
             return with_noise(x, sigma, g_dev)
 
-        real = shapes_batch(cfg.batch_size, g, device)
-        fake = net_g(torch.randn(cfg.batch_size, cfg.nz, generator=g_dev, device=device))
+        real, real_labels = labelled_shapes_batch(cfg.batch_size, g, device)
+        z = torch.randn(cfg.batch_size, net_g.latent_dim, generator=g_dev, device=device)
+        fake, fake_labels = net_g(z), net_g.class_labels(z)
         loss_d = F.binary_cross_entropy_with_logits(
-            net_d(noisy(real)), ones * cfg.real_label
-        ) + F.binary_cross_entropy_with_logits(net_d(noisy(fake.detach())), zeros)
+            net_d(noisy(real), real_labels), ones * cfg.real_label
+        ) + F.binary_cross_entropy_with_logits(net_d(noisy(fake.detach()), fake_labels), zeros)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        loss_g = F.binary_cross_entropy_with_logits(net_d(noisy(fake)), ones)
+        loss_g = F.binary_cross_entropy_with_logits(net_d(noisy(fake), fake_labels), ones)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -140,14 +152,15 @@ def train_dcgan(
 
 @torch.no_grad()
 def quality_vs_renders(net: DCGANNetG, classifier: ShapesClassifier, n: int, floor: bool = False) -> dict[str, float]:
-    """The classifier's judgement of n samples against n fresh renders (fixed seeds), and with
-    `floor` the same measure between two sets of renders: the best a generator can score."""
+    """The classifier's judgement of n samples against n fresh renders (fixed seeds), with how
+    often it sees the classes a conditional generator was asked for, and with `floor` the same
+    measure between two sets of renders: the best a generator can score."""
     g = torch.Generator().manual_seed(777)
-    z = torch.randn(n, net.nz, generator=g)
+    z = torch.randn(n, net.latent_dim, generator=g)
     device = next(net.parameters()).device
     samples = torch.cat([(net(chunk.to(device)) + 1) / 2 for chunk in z.split(500)]).float().cpu()
     reference = (shapes_batch(n, g) + 1) / 2
-    metrics = world_quality(classifier, samples, reference)
+    metrics = world_quality(classifier, samples, reference, asked=net.class_labels(z))
     if floor:
         real = world_quality(classifier, (shapes_batch(n, g) + 1) / 2, reference)
         metrics |= {f"{k}_real_vs_real": v for k, v in real.items()}
@@ -167,7 +180,14 @@ def save_dcgan(
     net = roundtrip(net.cpu().eval())
     metrics = quality_vs_renders(net, classifier, n, floor=True) if classifier is not None else {}
     config = {
-        "architecture": {"nz": cfg.nz, "ngf": cfg.ngf, "upsample": cfg.upsample},
+        "architecture": {
+            "nz": cfg.nz,
+            "ngf": cfg.ngf,
+            "upsample": cfg.upsample,
+            # Pairs: the order of the class logits in z must survive JSON's sorted keys.
+            "classes": list(net.classes.items()),
+            "temperature": cfg.temperature,
+        },
         "training": asdict(cfg) | {"device": torch.device(device).type},
         "evaluation": metrics,
     }
@@ -191,12 +211,13 @@ def judge_every(steps: int) -> int:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="train the shapes-world DCGAN alone, without MLflow")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (cuda when there is one); it picks the recipe")
+    parser.add_argument("--conditional", action="store_true", help="condition G and D on every attribute (latent: 100 noise + 29 class logits)")
     parser.add_argument("--steps", type=int, help="override the recipe's steps (the noise schedule scales)")
     parser.add_argument("--out", type=Path, default=Path(".cache/dcgan"), help="src/latentevo/assets/world replaces the committed DCGAN")
     parser.add_argument("--eval-every", type=int, help="judge the generator every K steps on 1,000 samples (default: ten times a run; 0: never)")
     args = parser.parse_args(argv)
     device = device_arg(parser, args.device)
-    cfg = recipe_for(device)
+    cfg = conditional(recipe_for(device)) if args.conditional else recipe_for(device)
     cfg = replace(cfg, steps=args.steps or cfg.steps)
     every = judge_every(cfg.steps) if args.eval_every is None else args.eval_every
     classifier = shapes_classifier()

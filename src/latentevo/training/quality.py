@@ -24,15 +24,29 @@ def _features(classifier: ShapesClassifier, images: torch.Tensor, chunk: int = 2
 
 
 @torch.no_grad()
+def _predictions(classifier: ShapesClassifier, images: torch.Tensor, chunk: int = 250) -> dict[str, torch.Tensor]:
+    parts = [classifier.predict(images[i : i + chunk]) for i in range(0, len(images), chunk)]
+    return {a: torch.cat([p[a] for p in parts]) for a in parts[0]}
+
+
+@torch.no_grad()
 def world_quality(
-    classifier: ShapesClassifier, samples: torch.Tensor, reference: torch.Tensor, confidence: float = 0.9
+    classifier: ShapesClassifier,
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    confidence: float = 0.9,
+    asked: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Fréchet distance in the classifier's feature space (not Inception's: an FID analogue for
     this world only) and the fraction of samples whose shape and colour the classifier names
-    with probability >= `confidence`."""
-    probs = {a: torch.cat([classifier.predict(samples[i : i + 250])[a] for i in range(0, len(samples), 250)]) for a in ("shape", "colour")}
+    with probability >= `confidence`; with `asked` (attribute -> the value index each sample
+    was generated to show), `asked_<attribute>`: how often the classifier sees that value."""
+    probs = _predictions(classifier, samples)
     confident = (probs["shape"].max(1).values >= confidence) & (probs["colour"].max(1).values >= confidence)
-    return {
+    metrics = {
         "frechet_classifier": frechet_distance(_features(classifier, samples), _features(classifier, reference)),
         "confident_rate": confident.float().mean().item(),
     }
+    for name, labels in (asked or {}).items():
+        metrics[f"asked_{name}"] = (probs[name].argmax(1) == labels).float().mean().item()
+    return metrics
