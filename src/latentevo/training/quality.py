@@ -23,10 +23,14 @@ def _features(classifier: ShapesClassifier, images: torch.Tensor, chunk: int = 2
     return torch.cat([classifier.features(images[i : i + chunk]) for i in range(0, len(images), chunk)]).numpy()
 
 
-@torch.no_grad()
-def _predictions(classifier: ShapesClassifier, images: torch.Tensor, chunk: int = 250) -> dict[str, torch.Tensor]:
-    parts = [classifier.predict(images[i : i + chunk]) for i in range(0, len(images), chunk)]
-    return {a: torch.cat([p[a] for p in parts]) for a in parts[0]}
+def _features_and_predictions(
+    classifier: ShapesClassifier, images: torch.Tensor
+) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    """One pass of the classifier's trunk: its features and, from them, each attribute's probabilities."""
+    features = torch.from_numpy(_features(classifier, images))
+    with torch.no_grad():
+        probs = {a: head(features).softmax(-1) for a, head in classifier.heads.items()}
+    return features.numpy(), probs
 
 
 @torch.no_grad()
@@ -41,10 +45,10 @@ def world_quality(
     this world only) and the fraction of samples whose shape and colour the classifier names
     with probability >= `confidence`; with `asked` (attribute -> the value index each sample
     was generated to show), `asked_<attribute>`: how often the classifier sees that value."""
-    probs = _predictions(classifier, samples)
+    features, probs = _features_and_predictions(classifier, samples)
     confident = (probs["shape"].max(1).values >= confidence) & (probs["colour"].max(1).values >= confidence)
     metrics = {
-        "frechet_classifier": frechet_distance(_features(classifier, samples), _features(classifier, reference)),
+        "frechet_classifier": frechet_distance(features, _features(classifier, reference)),
         "confident_rate": confident.float().mean().item(),
     }
     for name, labels in (asked or {}).items():
