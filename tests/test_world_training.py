@@ -146,10 +146,31 @@ def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
     assert [entry["step"] for entry in losses] == [0, 3]
     assert all(entry["loss_d"] > 0 and entry["loss_g"] > 0 for entry in losses)
     config = json.loads((tmp_path / "dcgan.json").read_text())
-    assert config["training"]["steps"] == 4 and config["training"]["device"] == "cpu"
+    assert config["training"]["steps"] == config["training"]["trained_steps"] == 4
+    assert config["training"]["device"] == "cpu"
     assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]
     assert 0 <= config["evaluation"]["asked_shape"] <= 1
     assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 129)).shape == (2, 3, 32, 32)
+
+
+def test_a_run_cut_short_keeps_the_generator_it_last_judged(tmp_path, monkeypatch):
+    import latentevo.training.dcgan as dcgan
+
+    judged, judge = [], dcgan.quality_vs_renders
+
+    def judge_then_cut(net, classifier, n, floor=False):
+        judged.append(n)
+        if len(judged) == 2:  # the lease runs out during the second judgement
+            raise KeyboardInterrupt
+        return judge(net, classifier, n, floor)
+
+    monkeypatch.setattr(dcgan, "quality_vs_renders", judge_then_cut)
+    with pytest.raises(KeyboardInterrupt):
+        train_dcgan_main(["--device", "cpu", "--steps", "6", "--eval-every", "2", "--out", str(tmp_path)])
+    config = json.loads((tmp_path / "dcgan.json").read_text())
+    assert config["training"]["trained_steps"] == 2 and config["training"]["steps"] == 6
+    assert config["evaluation"]["frechet_classifier"] > 0
+    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x"])

@@ -167,6 +167,23 @@ def quality_vs_renders(net: DCGANNetG, classifier: ShapesClassifier, n: int, flo
     return metrics
 
 
+def dcgan_config(net: DCGANNetG, cfg: DCGANTrainConfig, metrics: dict[str, float], device, trained: int) -> dict:
+    """The JSON beside the weights: how to build the network, how it was trained (`trained`
+    of `cfg.steps` steps: fewer for a generator saved mid-run) and how it was judged."""
+    return {
+        "architecture": {
+            "nz": cfg.nz,
+            "ngf": cfg.ngf,
+            "upsample": cfg.upsample,
+            # Pairs: the order of the class logits in z must survive JSON's sorted keys.
+            "classes": list(net.classes.items()),
+            "temperature": cfg.temperature,
+        },
+        "training": asdict(cfg) | {"device": torch.device(device).type, "trained_steps": trained},
+        "evaluation": metrics,
+    }
+
+
 def save_dcgan(
     net: DCGANNetG,
     cfg: DCGANTrainConfig,
@@ -179,19 +196,7 @@ def save_dcgan(
     weights and config as they will load: float16."""
     net = roundtrip(net.cpu().eval())
     metrics = quality_vs_renders(net, classifier, n, floor=True) if classifier is not None else {}
-    config = {
-        "architecture": {
-            "nz": cfg.nz,
-            "ngf": cfg.ngf,
-            "upsample": cfg.upsample,
-            # Pairs: the order of the class logits in z must survive JSON's sorted keys.
-            "classes": list(net.classes.items()),
-            "temperature": cfg.temperature,
-        },
-        "training": asdict(cfg) | {"device": torch.device(device).type},
-        "evaluation": metrics,
-    }
-    save_model(out, "dcgan", net, config)
+    save_model(out, "dcgan", net, dcgan_config(net, cfg, metrics, device, cfg.steps))
     return metrics
 
 
@@ -237,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
             curve.write(json.dumps({"step": step, "minutes": (time.time() - start) / 60} | metrics) + "\n")
             curve.flush()
             bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+            # A run cut short (a GPU lease running out) keeps the generator it last judged.
+            save_model(args.out, "dcgan", net, dcgan_config(net, cfg, metrics, device, step))
+            write_manifest(args.out)
 
         net = train_dcgan(cfg, log, bar, device, checkpoint=checkpoint, checkpoint_every=every)
     metrics = save_dcgan(net, cfg, args.out, classifier, 2000, device)

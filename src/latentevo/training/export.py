@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 
 def save_model(out: Path, name: str, model: torch.nn.Module, config: dict) -> None:
     """Weights stored in float16 (half the size; the models run in float32 after loading)."""
-    state = {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()}
+    state = {k: (v.half() if v.is_floating_point() else v).cpu().contiguous() for k, v in model.state_dict().items()}
     save_file(state, out / f"{name}.safetensors")
     (out / f"{name}.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
