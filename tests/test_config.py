@@ -42,7 +42,7 @@ def test_generators_and_scorers_build_and_fit_together():
     generator = instantiate(cfg.generator)
     scorer = build_scorer(cfg, torch.device("cpu"))
     assert isinstance(generator, Generator) and isinstance(scorer, Scorer)
-    assert (generator.latent_dim, generator.resolution) == (100, 32)
+    assert (generator.latent_dim, generator.resolution) == (129, 32)
     images = generator(generator.sample_latents(2, torch.Generator().manual_seed(0)))
     assert scorer.cos_sim(images, scorer.embed_text(["a red circle"])[0]).shape == (2,)
 

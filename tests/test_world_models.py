@@ -106,7 +106,7 @@ def test_asked_classes_are_scored_by_what_the_classifier_sees(classifier):
 
 def test_random_init_needs_no_weights(tmp_path):
     assert shapes_clip(random_init=True).context_length == 24
-    assert dcgan_shapes(random_init=True, weights_dir=tmp_path).latent_dim == 100
+    assert dcgan_shapes(random_init=True, weights_dir=tmp_path).latent_dim == 129
 
 
 @pytest.mark.parametrize("damage", ["corrupt", "missing", "unlisted"])
@@ -139,4 +139,4 @@ def test_world_quick_builds_loadable_models(tmp_path, monkeypatch):
     clip = shapes_clip(weights_dir=out)
     assert clip.embed_text(["a red circle"]).shape == (1, 128)
     assert shapes_classifier(weights_dir=out)(torch.rand(2, 3, 64, 64))["shape"].shape == (2, 6)
-    assert dcgan_shapes(weights_dir=out)(torch.zeros(1, 100)).shape == (1, 3, 32, 32)
+    assert dcgan_shapes(weights_dir=out)(torch.zeros(1, 129)).shape == (1, 3, 32, 32)

@@ -11,7 +11,7 @@ from latentevo.models.dcgan import DCGANNetD, DCGANNetG, init_weights
 from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
 from latentevo.models.dcgan import dcgan_shapes
-from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, conditional, main as train_dcgan_main, save_dcgan, train_dcgan
+from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, main as train_dcgan_main, save_dcgan, train_dcgan, unconditional
 from latentevo.models.weights import write_manifest
 from latentevo.training.quality import frechet_distance
 from latentevo.models.classifier import shapes_classifier
@@ -74,14 +74,14 @@ def test_dcgan_upsampling_choices_keep_the_image_shape():
 
 
 def test_dcgan_training_returns_the_ema_and_checkpoints_on_schedule():
-    cfg = DCGANTrainConfig(steps=6, batch_size=8, ngf=8, ndf=8, upsample="resize", ema=0.5)
+    cfg = DCGANTrainConfig(steps=6, batch_size=8, ngf=8, ndf=8, ema=0.5)
     seen = []
     net = train_dcgan(cfg, checkpoint=lambda step, g: seen.append((step, g)), checkpoint_every=2)
     assert [s for s, _ in seen] == [2, 4, 6] and all(g is net for _, g in seen)
     assert not net.training
     # Same seed without the average: the last iterate, which the average lags behind.
     raw = train_dcgan(replace(cfg, ema=0.0))
-    z = torch.randn(4, 100)
+    z = torch.randn(4, 129)
     assert not torch.allclose(net(z), raw(z))
     # Judging the raw generator mid-run (eval mode, no gradients) leaves its training unchanged.
     judged = train_dcgan(replace(cfg, ema=0.0), checkpoint=lambda step, g: g(z), checkpoint_every=1)
@@ -104,18 +104,25 @@ def test_the_conditional_generator_reads_one_class_per_attribute_from_z():
     assert torch.allclose(net(nudged), net(z), atol=1e-5)
     assert not torch.allclose(net(swapped), net(z), atol=1e-3)
     assert net.class_labels(swapped)["shape"].item() == 1
+    # Asking for a colour rewrites that attribute's logits, leaving the rest and the input as they were.
+    before = swapped.clone()
+    asked = net.asking(swapped, "colour", 5)
+    assert net.class_labels(asked)["colour"].item() == 5 and net.class_labels(asked)["shape"].item() == 1
+    assert torch.equal(asked[:, :106], swapped[:, :106]) and torch.equal(swapped, before)
 
 
 def test_the_dcgan_recipe_follows_the_device():
     assert recipes(False, "cpu")["dcgan"] == DCGANTrainConfig()
     assert recipes(False, "cuda")["dcgan"] == DCGAN_GPU
     assert DCGAN_GPU.steps > DCGANTrainConfig().steps
+    assert DCGAN_GPU.classes == DCGANTrainConfig().classes == ("shape", "colour", "size", "position", "background")
+    assert unconditional(DCGAN_GPU).classes == ()
     assert recipes(True, "cuda") == recipes(True, "cpu")
 
 
 def test_a_conditional_dcgan_loads_back_with_its_class_order(tmp_path):
     # JSON sorts keys: the class logits must keep the order they were trained in.
-    cfg = conditional(DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8))
+    cfg = DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8)
     assert cfg.classes == ("shape", "colour", "size", "position", "background")
     net = train_dcgan(cfg)
     save_dcgan(net, cfg, tmp_path, None, 0, "cpu")
@@ -138,7 +145,7 @@ def test_the_projection_discriminator_judges_an_image_against_its_labels():
 
 
 def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
-    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path), "--conditional"])
+    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path)])
     curve = [json.loads(line) for line in (tmp_path / "dcgan_checkpoints.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == [2, 4]
     assert all(c["frechet_classifier"] > 0 and 0 <= c["confident_rate"] <= 1 for c in curve)
@@ -166,9 +173,10 @@ def test_a_run_cut_short_keeps_the_generator_it_last_judged(tmp_path, monkeypatc
 
     monkeypatch.setattr(dcgan, "quality_vs_renders", judge_then_cut)
     with pytest.raises(KeyboardInterrupt):
-        train_dcgan_main(["--device", "cpu", "--steps", "6", "--eval-every", "2", "--out", str(tmp_path)])
+        train_dcgan_main(["--device", "cpu", "--steps", "6", "--eval-every", "2", "--out", str(tmp_path), "--unconditional"])
     config = json.loads((tmp_path / "dcgan.json").read_text())
     assert config["training"]["trained_steps"] == 2 and config["training"]["steps"] == 6
+    assert config["training"]["classes"] == [] == config["architecture"]["classes"]
     assert config["evaluation"]["frechet_classifier"] > 0
     assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
 

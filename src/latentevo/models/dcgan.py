@@ -68,6 +68,15 @@ class DCGANNetG(nn.Module):
         """The value of each attribute that z asks for: the index of its largest logit."""
         return {name: logits.argmax(1) for name, logits in zip(self.classes, self._class_logits(z))}
 
+    def asking(self, z: torch.Tensor, name: str, value: int, logit: float = 3.0) -> torch.Tensor:
+        """z with attribute `name`'s logits set to ask for its `value`-th value, all else kept."""
+        names = list(self.classes)
+        start = self.nz + sum(self.classes[other] for other in names[: names.index(name)])
+        z = z.clone()
+        z[:, start : start + self.classes[name]] = 0.0
+        z[:, start + value] = logit
+        return z
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.classes:
             codes = [F.softmax(logits / self.temperature, dim=1) for logits in self._class_logits(z)]
@@ -133,7 +142,7 @@ class DCGANGenerator(Generator):
 def dcgan_shapes(random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0) -> DCGANGenerator:
     """The DCGAN trained on shapes-world renders (or the same network randomly initialised)."""
     if random_init:
-        net = DCGANNetG()
+        net = DCGANNetG(upsample="resize", classes=WORLD_CLASSES)
         net.apply(init_weights)
         return DCGANGenerator(net, latent_bound)
     state, config = load_world_model("dcgan", Path(weights_dir))

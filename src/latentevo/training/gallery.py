@@ -1,4 +1,5 @@
-"""Pictures of the shapes world for the docs: renders with captions, generator and DCGAN samples.
+"""Pictures of the shapes world for the docs: renders with captions, generator and DCGAN samples,
+the DCGAN asked for each shape.
 
     python -m latentevo.training.gallery [--out docs]
 """
@@ -19,7 +20,7 @@ from torchvision.utils import make_grid  # noqa: E402
 
 from ..models.dcgan import dcgan_shapes  # noqa: E402
 from ..models.shapes import ShapesGenerator  # noqa: E402
-from ..world import ATTRIBUTES, caption_text, random_scenes, render  # noqa: E402
+from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text, random_scenes, render  # noqa: E402
 from ..world.captions import sample_content  # noqa: E402
 from ..gan.datasets import RESOLUTION, shapes_batch  # noqa: E402
 
@@ -65,6 +66,26 @@ def generator_samples(path: Path, seed: int = 0) -> None:
     plt.close(fig)
 
 
+def dcgan_by_shape(path: Path, cols: int = 8, seed: int = 0) -> None:
+    """The class-conditional DCGAN asked for each shape (rows), the rest of z shared by column."""
+    dcgan = dcgan_shapes()
+    z = dcgan.sample_latents(cols, torch.Generator().manual_seed(seed))
+    shapes = ATTRIBUTE_VALUES["shape"]
+    images = torch.cat([dcgan(dcgan.net.asking(z, "shape", i)) for i in range(len(shapes))])
+    fig, ax = plt.subplots(figsize=(cols * 0.75 + 1, len(shapes) * 0.75 + 0.6))
+    _grid_axis(ax, images, "`dcgan_shapes` asked for each shape (rows); z otherwise shared by column")
+    ax.axis("on")
+    ax.set_xticks([])
+    step = images.shape[-1] + 1
+    ax.set_yticks([step * (i + 0.5) for i in range(len(shapes))], shapes)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs"))
@@ -72,7 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     captioned_renders(args.out / "world_renders.png")
     generator_samples(args.out / "world_generators.png")
-    print(f"wrote {args.out / 'world_renders.png'} and {args.out / 'world_generators.png'}")
+    dcgan_by_shape(args.out / "world_dcgan_shapes.png")
+    print(f"wrote world_renders.png, world_generators.png and world_dcgan_shapes.png into {args.out}")
 
 
 if __name__ == "__main__":
