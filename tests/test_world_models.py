@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from mlflow import MlflowClient
 
 from latentevo.errors import WeightsError
 from latentevo.models.classifier import shapes_classifier
@@ -15,7 +16,7 @@ from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
 from latentevo.gan.datasets import labelled_shapes_batch, shapes_batch
 from latentevo.training.quality import world_quality
-from latentevo.training.world import MODELS, build
+from latentevo.training.world import EXPERIMENT, MODELS, build, build_parallel
 from latentevo.training.data import scene_batch
 from latentevo.world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from latentevo.world.captions import sample_content
@@ -128,6 +129,18 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
     message = str(err.value)
     assert "make world" in message and "\n" not in message
     assert {"corrupt": "checksum", "missing": "missing", "unlisted": "not listed"}[damage] in message
+
+
+def test_world_quick_builds_side_by_side_into_a_fresh_store(tmp_path, monkeypatch):
+    # Two processes meeting a store that does not exist yet used to race to create its tables.
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    results = build_parallel(MODELS, tmp_path / "world", quick=True, jobs=2, threads=2)
+    assert set(results) == set(MODELS)
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
+    assert sorted(run.info.run_name for run in runs) == sorted(f"{m}-quick" for m in MODELS)
+    assert {run.info.status for run in runs} == {"FINISHED"}
 
 
 def test_world_quick_builds_loadable_models(tmp_path, monkeypatch):

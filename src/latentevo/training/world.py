@@ -153,6 +153,8 @@ def build_parallel(
     groups = [tuple(m for m in group if m in models) for group in GROUPS]
     groups = [group for group in groups if group]
     out.mkdir(parents=True, exist_ok=True)
+    # Jobs that meet a fresh store race to create its schema: create it (and the experiment) first.
+    open_experiment(EXPERIMENT)
     share = max(1, threads // min(jobs, len(groups)))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(build, group, out, quick, share, device) for group in groups]
