@@ -16,7 +16,7 @@ from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
 from latentevo.gan.datasets import labelled_shapes_batch, shapes_batch
 from latentevo.training.quality import world_quality
-from latentevo.training.world import EXPERIMENT, MODELS, build, build_parallel
+from latentevo.training.world import EXPERIMENT, MODELS, build_parallel
 from latentevo.training.data import scene_batch
 from latentevo.world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from latentevo.world.captions import sample_content
@@ -134,23 +134,17 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
     assert {"corrupt": "checksum", "missing": "missing", "unlisted": "not listed"}[damage] in message
 
 
-def test_world_quick_builds_side_by_side_into_a_fresh_store(tmp_path, monkeypatch):
+def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(tmp_path, monkeypatch):
     # Two processes meeting a store that does not exist yet used to race to create its tables.
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    results = build_parallel(MODELS, tmp_path / "world", quick=True, jobs=2, threads=2)
-    assert set(results) == set(MODELS)
+    out = tmp_path / "world"
+    results = build_parallel(MODELS, out, quick=True, jobs=2, threads=2)
+    assert set(results) == set(MODELS) and all(results.values())
     client = MlflowClient(tracking_uri=store)
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert sorted(run.info.run_name for run in runs) == sorted(f"{m}-quick" for m in MODELS)
     assert {run.info.status for run in runs} == {"FINISHED"}
-
-
-def test_world_quick_builds_loadable_models(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    out = tmp_path / "world"
-    results = build(MODELS, out, quick=True)
-    assert set(results) == set(MODELS) and all(results.values())
     assert set(read_manifest(out)) == {f"{m}.{ext}" for m in ("clip", "classifier", "dcgan") for ext in ("json", "safetensors")}
     clip = shapes_clip(weights_dir=out)
     assert clip.embed_text(["a red circle"]).shape == (1, 128)

@@ -165,7 +165,9 @@ def quality_vs_renders(net: DCGANNetG, classifier: ShapesClassifier, n: int, flo
     return metrics
 
 
-def dcgan_config(net: DCGANNetG, cfg: DCGANTrainConfig, metrics: dict[str, float], device, trained: int) -> dict:
+def dcgan_config(
+    net: DCGANNetG, cfg: DCGANTrainConfig, metrics: dict[str, float], device: torch.device | str, trained: int
+) -> dict:
     """The JSON beside the weights: how to build the network, how it was trained (`trained`
     of `cfg.steps` steps: fewer for a generator saved mid-run) and how it was judged."""
     return {
