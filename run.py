@@ -7,7 +7,7 @@ import hydra
 from omegaconf import DictConfig
 
 from latentevo.cli import exit_on_error
-from latentevo.experiment import run_job
+from latentevo.pipeline import run_job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

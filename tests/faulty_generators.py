@@ -1,9 +1,13 @@
-"""Shapes-world generators that misbehave on purpose, for tests that run the real CLI
-(`generator._target_=faulty_generators.<Name>` with this folder on PYTHONPATH)."""
+"""Shapes-world models that misbehave on purpose, for tests that run the real CLI
+(`generator._target_=faulty_generators.<Name>` with this folder on PYTHONPATH) or packs in-process."""
 
 import os
 import time
 
+import torch
+
+from latentevo.errors import WeightsError
+from latentevo.models.clip import OpenClipScorer, shapes_clip
 from latentevo.models.shapes import ShapesGenerator
 
 #: seconds each batch of images takes in SlowShapes (0 unless the test sets it)
@@ -38,3 +42,22 @@ class NaNShapes(BadValueShapes):
 
 class InfShapes(BadValueShapes):
     value = float("inf")
+
+
+class PoisonedPrompts(OpenClipScorer):
+    """The shapes-world mini-CLIP, whose embedding of any prompt naming "poison" is NaN: in a
+    pack, only that run's fitness is NaN."""
+
+    def __init__(self):
+        clip = shapes_clip()
+        super().__init__(clip.model, clip.model_name)
+
+    def embed_text(self, texts):
+        embedded = super().embed_text(texts)
+        embedded[[i for i, text in enumerate(texts) if "poison" in text]] = torch.nan
+        return embedded
+
+
+def missing_classifier(**kwargs):
+    """An evaluation classifier whose weights are missing."""
+    raise WeightsError("missing weights: the classifier's weights file does not exist")

@@ -17,7 +17,7 @@ from analysis import figures, load, stats
 from analysis.load import load_runs
 from analysis.make_figures import EXPERIMENTS
 from analysis.sweeps import missing_jobs
-from latentevo.experiment import ground_truth
+from latentevo.pipeline.measures import ground_truth
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.tracking import open_experiment
 from latentevo.world import COLOURS

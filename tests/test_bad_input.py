@@ -41,7 +41,7 @@ def job_of(uri: str, args: list[str]) -> Job:
 def corrupt_checkpoint(tmp_path, uri, args):
     path = job_of(uri, args).checkpoint
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(b"latentevo-checkpoint 1\n{\"config_hash\": \"x\", \"hmac_sha256\": \"0\"}\nnot a pickle")
+    path.write_bytes(b"latentevo-checkpoint 2\n{\"config_hash\": \"x\", \"hmac_sha256\": \"0\"}\nnot a pickle")
 
 
 def disk_full(tmp_path, uri, args):

@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from latentevo.callbacks import sweep_size
-from latentevo.experiment import build_scorer, validate
+from latentevo.pipeline.models import build_scorer
+from latentevo.pipeline.spec import validate
 from latentevo.models.base import Generator, Scorer
 from latentevo.search import PriorSampling
 

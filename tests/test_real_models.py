@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from pytorch_pretrained_biggan import BigGAN
 
 from latentevo.errors import ConfigError, WeightsError
-from latentevo.experiment import fitness
+from latentevo.pipeline.models import Models, Request
 from latentevo.models import pretrained
 from latentevo.models.biggan import BigGANDeepGenerator, biggan_config, class_index
 from latentevo.models.clip_pretrained import pretrained_clip
@@ -267,8 +267,13 @@ def test_download_is_tried_only_when_the_host_answers(tmp_path, monkeypatch):
 
 def test_fitness_halves_chunks_that_run_out_of_gpu_memory():
     class Scorer:
-        def cos_sim(self, images, text):
-            return images.mean((1, 2, 3))
+        views = 1
+
+        def apply_views(self, images, params):
+            return images
+
+        def embed_images(self, images):
+            return images.mean((2, 3))
 
     sizes = []
 
@@ -279,18 +284,20 @@ def test_fitness_halves_chunks_that_run_out_of_gpu_memory():
         return z[:, :, None, None].expand(-1, -1, 2, 2)
 
     latents = np.arange(10, dtype=float).reshape(5, 2)
-    evaluate = fitness(generator, Scorer(), torch.zeros(1), batch_size=8)
-    assert np.allclose(evaluate(latents), latents.mean(1))
+    requests = [Request(latents[:3], torch.ones(2), None), Request(latents[3:], torch.tensor([1.0, 0.0]), None)]
+    models = Models(torch.device("cpu"), generator, Scorer(), batch_size=8)
+    first, second = models.fitness(requests)
+    assert np.allclose(first, latents[:3].sum(1)) and np.allclose(second, latents[3:, 0])  # each against its own text
     assert sizes[:3] == [5, 4, 2] and set(sizes[3:]) <= {1, 2}
     sizes.clear()
-    evaluate(latents)
+    models.fitness(requests)
     assert max(sizes) == 2  # the size that fitted is kept
 
     def never_fits(z):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     with pytest.raises(ConfigError, match="one latent per forward pass"):
-        fitness(never_fits, Scorer(), torch.zeros(1), batch_size=4)(latents)
+        Models(torch.device("cpu"), never_fits, Scorer(), batch_size=4).fitness(requests)
 
 
 # --- through the real CLI -----------------------------------------------------------------------

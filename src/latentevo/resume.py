@@ -8,15 +8,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlparse
 
-import numpy as np
-import torch
 from filelock import FileLock, Timeout
 from mlflow import MlflowClient
 from mlflow.entities import Run
@@ -108,34 +105,3 @@ class Job:
     def discard(self) -> None:
         self.checkpoint.unlink(missing_ok=True)
 
-
-def module_generators(*models: torch.nn.Module) -> dict[str, torch.Generator]:
-    """Random generators that modules own (e.g. augmented views' crops)."""
-    return {
-        f"{i}.{name}.{attr}": value
-        for i, model in enumerate(models)
-        for name, module in model.named_modules()
-        for attr, value in vars(module).items()
-        if isinstance(value, torch.Generator)
-    }
-
-
-def rng_states(*models: torch.nn.Module) -> dict[str, Any]:
-    """Every random state outside the algorithm (pymoo's own generator is pickled with it)."""
-    return {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state().numpy(),
-        "cuda": [s.numpy() for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
-        "modules": {k: g.get_state().numpy() for k, g in module_generators(*models).items()},
-    }
-
-
-def set_rng_states(states: Mapping[str, Any], *models: torch.nn.Module) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    torch.set_rng_state(torch.from_numpy(states["torch"]))
-    if states["cuda"]:
-        torch.cuda.set_rng_state_all([torch.from_numpy(s) for s in states["cuda"]])
-    for key, generator in module_generators(*models).items():
-        generator.set_state(torch.from_numpy(states["modules"][key]))

@@ -111,14 +111,15 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def build_evaluation(cfg: DictConfig, device: torch.device,
-                     build: Callable[[DictConfig], Classifier]) -> Evaluation | None:
+def build_evaluation(cfg: DictConfig, device: torch.device, build: Callable[[DictConfig], Classifier],
+                     classifier: Classifier | None = None) -> Evaluation | None:
     """The run's evaluation, its classifier loaded (so missing weights stop the run before the
-    search), or None when the config has no `evaluation`."""
+    search) unless one built from the same config is given, or None when the config has no
+    `evaluation`."""
     node = cfg.get("evaluation")
     if not node:
         return None
-    classifier = build(node.classifier).to(device)
+    classifier = classifier or build(node.classifier).to(device)
     unknown = [c for c in node.classes if c not in classifier.labels]
     if unknown:
         raise ConfigError(f"evaluation.classes {', '.join(map(repr, unknown))} are not classes of "

@@ -18,7 +18,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError, LatentevoError, storage_error
-from ..experiment import MIN_TILE, run_params, seed_everything
+from ..pipeline.grids import MIN_TILE
+from ..pipeline.models import build, seed_everything
+from ..pipeline.spec import run_params
 from ..models.classifier import ShapesClassifier, shapes_classifier
 from ..search import evolve
 from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run
@@ -212,8 +214,6 @@ def image_fitness(cfg: DictConfig) -> Callable[[torch.Tensor], torch.Tensor]:
     if cfg.fitness == "realness":
         return checkpoint.load_network(cfg.realness, kind="realness")
     if cfg.fitness == "clip":
-        from ..experiment import build
-
         if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
             raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
         scorer = build(cfg.clip)

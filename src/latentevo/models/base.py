@@ -50,6 +50,8 @@ class Scorer(nn.Module, ABC):
 
     #: longest prompt in tokens, start and end tokens included
     context_length: int
+    #: views of each image whose cos_sims are averaged (see `draw_views`)
+    views: int = 1
 
     @property
     def device(self) -> torch.device:
@@ -66,6 +68,17 @@ class Scorer(nn.Module, ABC):
     @abstractmethod
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
         """(B, D) unit-norm embeddings of (B, 3, H, W) images in [0, 1] of any size."""
+
+    def draw_views(self, n: int, rng: torch.Generator) -> torch.Tensor | None:
+        """Random parameters of `views` views of each of `n` images, drawn from `rng` at once, so
+        that a run's views do not depend on how its images are chunked or packed; None: one view,
+        the image itself."""
+        return None
+
+    def apply_views(self, images: torch.Tensor, params: torch.Tensor | None) -> torch.Tensor:
+        """(B, 3, H, W) -> (B * views, 3, H, W), the views of each image adjacent, for the
+        `draw_views` parameters of these B images."""
+        return images
 
     @torch.no_grad()
     def cos_sim(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:

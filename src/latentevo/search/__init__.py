@@ -5,8 +5,11 @@ nothing about generators, scorers or tracking.
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .loop import Generation, evolve, min_pop_size, run_on, state_is_picklable
-from .problem import FitnessError, LatentProblem, PriorSampling
+from .diversity import population_diversity
+from .duplicates import BoundedDuplicateElimination
+from .loop import Generation, evolve, min_pop_size, run_on, state_is_picklable, tell, to_evaluate
+from .problem import FitnessError, GivenFitness, LatentProblem, PriorSampling
 
-__all__ = ["CheckpointError", "FitnessError", "Generation", "LatentProblem", "PriorSampling", "evolve", "load_checkpoint",
-           "min_pop_size", "run_on", "save_checkpoint", "state_is_picklable"]
+__all__ = ["BoundedDuplicateElimination", "CheckpointError", "FitnessError", "Generation", "GivenFitness", "LatentProblem",
+           "PriorSampling", "evolve", "load_checkpoint", "min_pop_size", "population_diversity", "run_on", "save_checkpoint",
+           "state_is_picklable", "tell", "to_evaluate"]

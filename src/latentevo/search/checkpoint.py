@@ -29,7 +29,8 @@ from typing import Any, Mapping
 
 from ..errors import LatentevoError
 
-MAGIC = b"latentevo-checkpoint 1\n"
+# 2: each run's own random streams (runs share processes in packs)
+MAGIC = b"latentevo-checkpoint 2\n"
 KEY_BYTES = 32
 # packages a search state's classes come from; builtins are allowed name by name
 SAFE_PACKAGES = ("pymoo", "numpy", "cma", "copyreg", "collections", "_codecs", "latentevo.search")
@@ -141,7 +142,8 @@ def load_checkpoint(path: Path, config_hash: str, externals: Mapping[str, object
     data = path.read_bytes()
     try:
         if not data.startswith(MAGIC):
-            raise ValueError("not a latentevo checkpoint")
+            older = data.startswith(MAGIC.split()[0])
+            raise ValueError("written by another version of latentevo" if older else "not a latentevo checkpoint")
         header_line, payload = data[len(MAGIC):].split(b"\n", 1)
         header = json.loads(header_line)
         expected = hmac.new(_key(), payload, hashlib.sha256).hexdigest()

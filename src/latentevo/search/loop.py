@@ -1,4 +1,7 @@
-"""The ask/tell loop, one generation at a time, so a caller can log (or checkpoint) between."""
+"""The ask/tell loop, one generation at a time, so a caller can log (or checkpoint) between.
+
+A generation is split at its fitness call (`ask`, `to_evaluate`, `tell`), so that a caller can
+score the candidates of many runs together and tell each run its own fitness."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ import numpy as np
 from pymoo.algorithms.soo.nonconvex.cmaes import CMAES
 from pymoo.algorithms.soo.nonconvex.de import DE
 from pymoo.core.algorithm import Algorithm
+from pymoo.core.population import Population
 
 from .problem import LatentProblem
 
@@ -55,11 +59,23 @@ def evolve(algorithm: Algorithm, problem: LatentProblem, generations: int, seed:
 def run_on(algorithm: Algorithm) -> Iterator[Generation]:
     """Step a set-up algorithm, fresh or restored from a checkpoint, to its termination."""
     while algorithm.has_next():
-        infills = algorithm.ask()
-        algorithm.evaluator.eval(algorithm.problem, infills)
-        algorithm.tell(infills=infills)
-        # pymoo counts generations from 1 and has moved on to the next one
-        yield snapshot(algorithm, algorithm.n_iter - 2)
+        yield tell(algorithm, algorithm.ask())
+
+
+def to_evaluate(algorithm: Algorithm, infills: Population) -> np.ndarray:
+    """The latents of `infills` that pymoo's evaluator will pass to the problem, in its order:
+    those not yet evaluated."""
+    keys = algorithm.evaluator.evaluate_values_of
+    todo = [i for i, ind in enumerate(infills) if not all(k in ind.evaluated for k in keys)]
+    return infills[todo].get("X") if todo else np.empty((0, algorithm.problem.n_var))
+
+
+def tell(algorithm: Algorithm, infills: Population) -> Generation:
+    """Evaluate the asked `infills` with the algorithm's problem and tell them back."""
+    algorithm.evaluator.eval(algorithm.problem, infills)
+    algorithm.tell(infills=infills)
+    # pymoo counts generations from 1 and has moved on to the next one
+    return snapshot(algorithm, algorithm.n_iter - 2)
 
 
 def state_is_picklable(algorithm: Algorithm) -> bool:

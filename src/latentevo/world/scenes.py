@@ -66,7 +66,9 @@ def scene_from_coords(u: torch.Tensor, max_objects: int = 1) -> Scene:
         else:
             colour = _argmax_excluding(colour_logits, background)
         lo, hi = A.SIZE_RANGE
-        size = lo + (hi - lo) * torch.sigmoid(1.5 * size_u)
+        # in float64: float32 sigmoid takes another code path for a tensor's last elements, so
+        # a scene's size would depend on where in a batch it is (packs batch many runs)
+        size = lo + (hi - lo) * torch.sigmoid(1.5 * size_u.double()).to(size_u.dtype)
         if k > 0:
             size = size * 0.7  # extra objects are smaller, so they rarely hide the main one
         limit = _offset_limit(size)

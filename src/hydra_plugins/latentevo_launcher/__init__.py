@@ -1,0 +1,1 @@
+"""latentevo's Hydra launcher: a sweep's jobs run as packs (hydra/launcher=packed)."""

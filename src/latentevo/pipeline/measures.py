@@ -1,0 +1,62 @@
+"""What each generation of a run is measured by: the population's scores and spread, and,
+for generators with a ground truth (the shapes world), what the images really show."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..models.base import Generator
+from ..search import Generation, population_diversity
+
+#: latents -> what each latent's image really shows, per measure
+Truth = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+def ground_truth(generator: Generator, prompt: str) -> Truth | None:
+    """For generators with a ground truth: latents -> measures of their images. `truth_match`:
+    the fraction of the attributes named in the prompt that the image has. `colour_leak`, when
+    the prompt names the object's colour and not that colour for the background: 1 where the
+    background has the object's colour (the thesis's colour "leaking" from the object into the
+    background), else 0."""
+    if not hasattr(generator, "scenes"):
+        return None
+    from ..world import ATTRIBUTES
+    from ..world.captions import UNNAMED, parse_prompt
+
+    content = torch.tensor(parse_prompt(prompt))
+    named = content != UNNAMED
+    if not named.any():
+        return None
+    colour, background = (int(content[ATTRIBUTES.index(a)]) for a in ("colour", "background"))
+    leak_measured = colour != UNNAMED and background != colour
+
+    def measure(latents: np.ndarray) -> dict[str, np.ndarray]:
+        labels = generator.scenes(torch.from_numpy(latents).float()).labels()
+        truth = torch.stack([labels[a].cpu() for a in ATTRIBUTES], dim=1)
+        measures = {"truth_match": (((truth == content) & named).sum(1) / named.sum()).numpy()}
+        if leak_measured:
+            measures["colour_leak"] = (labels["background"].cpu() == colour).double().numpy()
+        return measures
+
+    return measure
+
+
+def generation_metrics(gen: Generation, truth: Truth | None) -> dict[str, float]:
+    metrics = {
+        "best_cos_sim": gen.best_cos_sim,
+        "mean_cos_sim": float(gen.cos_sim.mean()),
+        "std_cos_sim": float(gen.cos_sim.std()),
+        # mean pairwise distance of the population's latents per sqrt(dim): about sqrt(2) for
+        # independent prior draws, 0 for a collapsed population
+        "diversity": population_diversity(gen.latents),
+        "n_evals": gen.n_evals,
+    }
+    if truth is not None:
+        # each ground-truth measure of the best image, and its population mean as pop_<measure>
+        for name, values in truth(np.vstack([gen.best_latent, gen.latents])).items():
+            metrics[name] = float(values[0])
+            metrics[f"pop_{name}"] = float(values[1:].mean())
+    return metrics

@@ -1,0 +1,132 @@
+"""The models a pack shares: generator and scorer built once, the evaluation classifiers built
+once per config, and the batched fitness that scores every run's candidates together."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ..devices import resolve_device
+from ..errors import ConfigError, LatentevoError
+from ..evaluation.evaluate import Evaluation, build_evaluation
+from ..models.base import Generator, Scorer
+
+#: the global seed the shared models are built under (randomly initialised ones are then the
+#: same in every pack, whichever seeds its runs have)
+MODEL_SEED = 0
+
+
+def build(node: DictConfig, **kwargs):
+    """`instantiate`, with our own errors (missing weights, bad sizes) kept as they are rather
+    than wrapped in Hydra's InstantiationException."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, LatentevoError):
+            raise err.__cause__ from None
+        raise
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_scorer(cfg: DictConfig, device: torch.device) -> Scorer:
+    scorer = build(cfg.clip)
+    if cfg.augment:
+        scorer = build(cfg.augment, scorer=scorer)
+    return scorer.to(device)
+
+
+@dataclass
+class Request:
+    """One run's share of a pack's fitness pass."""
+
+    latents: np.ndarray  # (n, latent_dim)
+    text_embedding: torch.Tensor  # (D,)
+    views: torch.Tensor | None  # the scorer's view parameters for these n images
+
+
+@dataclass
+class Models:
+    device: torch.device
+    generator: Generator
+    scorer: Scorer
+    batch_size: int
+    _evaluations: dict[str, Evaluation] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, cfg: DictConfig) -> Models:
+        """The generator and scorer of `cfg` (any run of the pack), on its device."""
+        seed_everything(MODEL_SEED)
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
+        device = resolve_device(cfg.device)
+        generator: Generator = build(cfg.generator).to(device)
+        return cls(device, generator, build_scorer(cfg, device), cfg.batch_size)
+
+    def check_prompt(self, prompt: str) -> None:
+        tokens = self.scorer.count_tokens(prompt)
+        if tokens > self.scorer.context_length:
+            raise ConfigError(
+                f"prompt is {tokens} tokens, longer than the scorer's context of {self.scorer.context_length}; shorten it"
+            )
+
+    @torch.inference_mode()
+    def embed_prompt(self, prompt: str) -> torch.Tensor:
+        return self.scorer.embed_text([prompt])[0]
+
+    def evaluation(self, cfg: DictConfig) -> Evaluation | None:
+        """The run's evaluation; runs with the same evaluation config share its classifier."""
+        if not cfg.get("evaluation"):
+            return None
+        key = json.dumps(OmegaConf.to_container(cfg.evaluation.classifier, resolve=True), sort_keys=True)
+        shared = self._evaluations.get(key)
+        evaluation = build_evaluation(cfg, self.device, build, shared.classifier if shared else None)
+        self._evaluations.setdefault(key, evaluation)
+        return evaluation
+
+    @torch.inference_mode()
+    def fitness(self, requests: list[Request]) -> list[np.ndarray]:
+        """Every request's cos_sims, from one pass over all their latents in chunks of
+        `batch_size` images; each image is scored against its own run's prompt. A chunk that
+        runs out of GPU memory is retried in halves, and the size that fits is kept."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            return [np.empty(0) for _ in requests]
+        z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
+        text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
+        views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
+        while True:
+            try:
+                sims = self._score(z, text, views)
+                break
+            except torch.cuda.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
+                                      "a smaller generator or device=cpu") from None
+                self.batch_size = max(1, self.batch_size // 2)
+                torch.cuda.empty_cache()
+        return list(np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1]))
+
+    def _score(self, z: torch.Tensor, text: torch.Tensor, views: torch.Tensor | None) -> torch.Tensor:
+        k = self.scorer.views
+        chunk = max(1, self.batch_size // k)  # images per forward pass, views included
+        sims = []
+        for start in range(0, len(z), chunk):
+            part = slice(start, start + chunk)
+            images = self.generator(z[part])
+            params = None if views is None else views[part.start * k : part.stop * k]
+            embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
+            rows = text[part].to(embedded.device).repeat_interleave(k, dim=0)
+            sims.append((embedded * rows).sum(1).view(-1, k).mean(1))
+        return torch.cat(sims)

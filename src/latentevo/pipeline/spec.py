@@ -1,0 +1,132 @@
+"""What a pack is asked to run: one `RunSpec` per job, checked before any model is loaded, and
+the key that says which jobs can share models."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from ..callbacks import SWEEP_SIZE_ENV
+from ..errors import ConfigError
+from ..evaluation.evaluate import evaluation_prompt
+from ..search import min_pop_size
+
+DEVICES = ("auto", "cpu", "cuda")
+#: top-level keys that say how the shared models run; a pack's runs agree on all of them
+MODEL_KEYS = ("generator", "clip", "augment", "device", "threads", "batch_size", "weights")
+#: per-run settings inside the model groups (the augmented views' random stream)
+PER_RUN_MODEL_KEYS = {"augment": ("seed",)}
+# Bytes one individual takes in pymoo (its object, X, F, copies in offspring and survival),
+# per latent coordinate and fixed, to refuse populations that cannot fit before they start.
+INDIVIDUAL_BYTES_PER_COORD = 80
+INDIVIDUAL_BYTES = 4000
+
+
+@dataclass
+class RunSpec:
+    """One job: its resolved config and how the sweep named it."""
+
+    cfg: DictConfig
+    name: str  # the run's name: the job's overrides
+    overrides: list[str] = field(default_factory=list)
+    choices: dict[str, str] = field(default_factory=dict)
+    label: str = ""  # 'job 3/100' in a sweep
+
+    @classmethod
+    def of(cls, cfg: DictConfig, name: str, overrides: list[str] = (), choices: dict[str, str] | None = None,
+           label: str = "") -> RunSpec:
+        """The job of `cfg`, resolved and checked (a bad config raises ConfigError)."""
+        resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        validate(resolved)
+        if resolved.get("evaluation"):
+            evaluation_prompt(resolved)  # the prompt asks for the evaluated class
+        return cls(resolved, name, list(overrides), dict(choices or {}), label)
+
+    @classmethod
+    def from_hydra(cls, cfg: DictConfig) -> RunSpec:
+        """The job Hydra is running now."""
+        hydra_cfg = HydraConfig.get()
+        choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
+        return cls.of(cfg, hydra_cfg.job.override_dirname or "defaults", list(hydra_cfg.overrides.task), choices,
+                      job_label(hydra_cfg))
+
+    @property
+    def prefix(self) -> str:
+        """'job 3/100 ' before a sweep's messages, '' for a single run."""
+        return f"{self.label} " if self.label else ""
+
+    @property
+    def title(self) -> str:
+        """'job 3/100 algo=de,seed=3', or the run name alone."""
+        return f"{self.label} {self.name}".strip()
+
+
+def job_label(hydra_cfg: DictConfig) -> str:
+    """'job 3/100' in a sweep, '' for a single run."""
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        return ""
+    return f"job {hydra_cfg.job.num + 1}/{os.environ.get(SWEEP_SIZE_ENV, '?')}"
+
+
+def pack_key(cfg: DictConfig) -> str:
+    """Jobs with the same key share one generator and scorer: everything that builds or runs
+    the models, less the per-run settings inside them."""
+    values = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+              for key in MODEL_KEYS if key in cfg}
+    for group, keys in PER_RUN_MODEL_KEYS.items():
+        if isinstance(values.get(group), dict):
+            for key in keys:
+                values[group].pop(key, None)
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def _positive_int(cfg: DictConfig, key: str) -> int:
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def validate(cfg: DictConfig) -> None:
+    """Checks that need no model, so that bad input fails before anything is loaded."""
+    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
+        raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
+    for key in ("generations", "pop_size", "log_every", "batch_size"):
+        _positive_int(cfg, key)
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    if cfg.threads is not None:
+        _positive_int(cfg, "threads")
+    if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
+        raise ConfigError(f"checkpoint_every must be an integer >= 0 (0: no checkpoints), got {cfg.checkpoint_every!r}")
+    if not isinstance(cfg.resume, bool):
+        raise ConfigError(f"resume must be true or false, got {cfg.resume!r}")
+    if cfg.device not in DEVICES:
+        raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
+    algorithm_cls = get_class(cfg.algo._target_)
+    needed = min_pop_size(algorithm_cls)
+    if cfg.pop_size < needed:
+        raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; it needs pop_size >= {needed}")
+    check_population_fits(cfg.pop_size, cfg.generator.get("latent_dim"))
+
+
+def check_population_fits(pop_size: int, latent_dim: int | None) -> None:
+    """A population that cannot fit in this machine's memory is refused before it starts."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    needed = pop_size * (INDIVIDUAL_BYTES + INDIVIDUAL_BYTES_PER_COORD * (latent_dim or 512))
+    if needed > memory:
+        raise ConfigError(f"pop_size={pop_size} needs about {needed / 2**30:.0f} GiB for the search alone, more than "
+                          f"this machine's {memory / 2**30:.0f} GiB; lower pop_size")
+
+
+def run_params(cfg: DictConfig, choices: dict[str, str]) -> dict[str, object]:
+    """The flattened resolved config, plus which option of each config group was chosen."""
+    flat = pd.json_normalize(OmegaConf.to_container(cfg, resolve=True), sep=".").iloc[0].to_dict()
+    return flat | {f"choice.{group}": option for group, option in choices.items()}
