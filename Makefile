@@ -16,7 +16,7 @@ MLFLOW_ALLOWED_HOSTS ?=
 MLFLOW_SERVER_DIR ?= mlflow-server
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
+.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
 
@@ -48,11 +48,14 @@ world-docs: ## pictures of the shapes world for docs/ (renders with captions, ge
 run: ## one run with the defaults (GA, shapes world, "a red circle")
 	$(PY) run.py
 
-sweep: ## the main job: GA and DE x 50 seeds, in parallel jobs
+sweep: ## the main job: GA and DE x 50 seeds, packed
 	$(PY) run.py -m algo=ga,de "seed=range(50)"
 
 bench: ## speed of one run (pop 16 x 200 generations) and the loop's overhead
 	$(PY) benchmarks/pipeline_speed.py --cli
+
+bench-sweep: ## the main job packed vs one job per process vs the bare-forward floor (~20 min on 2 cores)
+	$(PY) benchmarks/packed_sweep.py
 
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db

@@ -1,11 +1,13 @@
 """Fitness throughput of the real models: images/s of generator + CLIP over whole populations.
 
-Builds the models exactly as a run does (the same configs, `experiment.build_models`) and times
-the run's own fitness function (chunked by batch_size, halved on GPU out-of-memory) on prior
-draws, for each population size; also the generator alone. Randomly initialised models by
+Builds the models exactly as a pack does (the same configs, `pipeline.models.Models`) and times
+the pack's own batched fitness (chunked by batch_size, halved on GPU out-of-memory) on prior
+draws, for each population size; also the generator alone. A pack of k runs of pop 16 sends
+16 k images through one pass: `--pops 16 160 800` measures 1, 10 and 50 seeds packed. Randomly initialised models by
 default (same architecture, same cost), so it runs without weights.
 
     python benchmarks/real_models_speed.py                                  # BigGAN-deep-256 + ViT-B/32, pop 16/64/256
+    python benchmarks/real_models_speed.py --pops 16 160 800 generator.precision=bf16 generator.channels_last=true
     python benchmarks/real_models_speed.py --pops 2 4 generator=biggan_deep_128 device=cpu
     python benchmarks/real_models_speed.py --pretrained generator.precision=fp16 clip.precision=fp16 generator.channels_last=true
 
@@ -26,7 +28,8 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from latentevo.experiment import build_models, fitness, resolve_device
+from latentevo.devices import resolve_device
+from latentevo.pipeline.models import Models, Request
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULTS = ["generator=biggan_deep_256", "clip=vit_b_32", "threads=null"]
@@ -56,11 +59,14 @@ def device_name(device: torch.device) -> str:
 
 
 def measure(cfg, pops: list[int], repeats: int) -> list[dict]:
-    device, generator, scorer = build_models(cfg)
-    print(f"device: {device_name(device)}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
-    with torch.inference_mode():
-        text = scorer.embed_text([cfg.prompt])[0]
-    evaluate = fitness(generator, scorer, text, cfg.batch_size)
+    models = Models.of(cfg)
+    generator = models.generator
+    print(f"device: {device_name(models.device)}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    text = models.embed_prompt(cfg.prompt)
+
+    def evaluate(latents):
+        views = models.scorer.draw_views(len(latents), torch.Generator().manual_seed(0))
+        return models.fitness([Request(latents, text, views)])
     rows = []
     for pop in pops:
         latents = generator.sample_latents(pop, torch.Generator().manual_seed(pop)).double().numpy()

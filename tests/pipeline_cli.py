@@ -53,5 +53,12 @@ def runs_of(uri: str, experiment_name: str):
     return client, client.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL, max_results=1000)
 
 
+def last_step(uri: str, experiment: str) -> int:
+    """The highest generation the experiment's running runs have logged, -1 before any."""
+    client, runs = runs_of(uri, experiment)
+    running = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
+    return max((m.step for i in running for m in client.get_metric_history(i, "best_cos_sim")), default=-1)
+
+
 def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]

@@ -60,7 +60,10 @@ def test_command_line_sweeps_are_counted_like_hydra_expands_them():
     assert sweep_size(cfg) == 100
 
 
-def test_parallel_launcher_is_joblib():
-    cfg = composed(hydra=True)
-    assert cfg.hydra.launcher._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+def test_sweeps_are_packed_by_default_and_the_other_launchers_stay():
+    launcher = composed(hydra=True).hydra.launcher
+    assert launcher._target_ == "hydra_plugins.latentevo_launcher.packed_launcher.PackedLauncher"
+    assert (launcher.pack_size, launcher.workers) == (100, None)
+    parallel = composed("hydra/launcher=parallel", hydra=True).hydra.launcher
+    assert parallel._target_ == "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
     assert composed("hydra/launcher=local", hydra=True).hydra.launcher._target_.endswith("BasicLauncher")

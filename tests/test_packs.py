@@ -108,6 +108,7 @@ def test_a_pack_run_again_skips_its_finished_runs(tracking, capsys):
     assert capsys.readouterr().out.count("already FINISHED") == 2
 
 
+@pytest.mark.slow  # 30,000 images; the bounded parts are tested fast in test_population_memory.py
 def test_large_populations_run_in_bounded_memory(tracking):
     [outcome] = run_pack(specs_of("large", [["pop_size=10000", "generations=2", "log_every=1"]], MECHANICS_CLIP))
     assert outcome.status == "FINISHED", outcome.error

@@ -32,7 +32,10 @@ def test_sweep_finishes_and_says_where_each_result_is(store, sweep_2x2):
     assert sorted(line.split()[1] for line in finals) == ["1/4", "2/4", "3/4", "4/4"]
     for run in runs:
         assert any(run.info.run_id in line for line in finals)
-    assert "job 3/4" in sweep_2x2.stderr  # the progress bars name the job
+    # the sweep ran as packs (one per core), each with its progress bar
+    assert "Launching 4 jobs in 2 packs" in sweep_2x2.stdout
+    assert "pack 1/2 (2 runs)" in sweep_2x2.stderr and "pack 2/2 (2 runs)" in sweep_2x2.stderr
+    assert "finished 2/2 | best cos_sim" in sweep_2x2.stderr
 
 
 def test_each_run_has_contiguous_generations_and_mean_below_best(store, sweep_2x2):

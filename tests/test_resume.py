@@ -6,9 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 
 from faulty_generators import DELAY_ENV
-from pipeline_cli import MECHANICS_CLIP, histories, run_cli, runs_of, start_cli
+from latentevo.pipeline import RunSpec, run_pack
+from pipeline_cli import MECHANICS_CLIP, ROOT, histories, last_step, run_cli, runs_of, start_cli
 
 GENERATIONS = 20
 SLOW = "generator._target_=faulty_generators.SlowShapes"
@@ -16,13 +18,6 @@ ARGS = [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", *MECHAN
 TESTS_DIR = str(Path(__file__).resolve().parent)
 FAST = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0"}
 SLOWED = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.25"}
-
-
-def last_step(uri: str, experiment: str) -> int:
-    """The highest generation the experiment's running run has logged, -1 before any."""
-    client, runs = runs_of(uri, experiment)
-    running = [r.info.run_id for r in runs if r.info.status == "RUNNING"]
-    return max((m.step for i in running for m in client.get_metric_history(i, "best_cos_sim")), default=-1)
 
 
 def interrupt_mid_run(args, uri, out, experiment, how=signal.SIGKILL, after_step=4):
@@ -80,6 +75,44 @@ def test_kill_9_then_same_command_resumes_the_same_run_with_identical_history(st
     grids = {a.path for a in client.list_artifacts(run_id, "population")}
     assert grids == {f"population/gen_{g:04d}.png" for g in (0, 5, 10, 15, 19)}
     assert not any((Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "killed").glob("*.ckpt"))
+
+
+PACKED = [SLOW, "pop_size=16", "generations=12", "log_every=4", "checkpoint_every=2", *MECHANICS_CLIP]
+PACK = ["-m", "algo=ga,de", "seed=0,1", "hydra.launcher.workers=1", *PACKED]
+
+
+def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tmp_path, monkeypatch):
+    args = [*PACK, "experiment_name=pack_killed"]
+    proc, reached = interrupt_mid_run(args, store, tmp_path, "pack_killed")
+    assert proc.returncode == -signal.SIGKILL and 4 <= reached < 11
+    client, runs = runs_of(store, "pack_killed")
+    ids = sorted(r.info.run_id for r in runs)
+    assert [r.info.status for r in runs] == ["RUNNING"] * 4
+
+    result = run_cli(args, store, tmp_path, env=FAST)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("resuming MLflow run") == 4
+    assert sorted(line.split()[1] for line in result.stdout.splitlines() if " best cos_sim " in line) == \
+        ["1/4", "2/4", "3/4", "4/4"]
+    assert "pack 1/1 (4 runs)" in result.stderr and "finished 4/4" in result.stderr
+    client, runs = runs_of(store, "pack_killed")
+    assert sorted(r.info.run_id for r in runs) == ids and {r.info.status for r in runs} == {"FINISHED"}
+    resumed = {r.info.run_name: histories(client, r.info.run_id) for r in runs}
+    for history in resumed.values():
+        for key, points in history.items():  # every generation exactly once
+            assert [step for step, _ in points] == list(range(12)), key
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv(DELAY_ENV, "0")
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        jobs = [[f"algo={a}", f"seed={s}"] for a in ("ga", "de") for s in (0, 1)]
+        specs = [RunSpec.of(compose("config", overrides=[*PACKED, *job, "experiment_name=pack_reference"]), ",".join(job))
+                 for job in jobs]
+    assert [o.status for o in run_pack(specs)] == ["FINISHED"] * 4
+    client, runs = runs_of(store, "pack_reference")
+    reference = {r.info.run_name: histories(client, r.info.run_id) for r in runs}
+    for name, history in resumed.items():  # named by their overrides: algo=de,seed=1
+        assert history == reference[",".join(part for part in name.split(",") if part.split("=")[0] in ("algo", "seed"))]
 
 
 def test_sigterm_marks_the_run_killed_and_the_rerun_finishes_it(store, tmp_path, uninterrupted):
