@@ -89,17 +89,18 @@ def sweep(args: list[str], seeds: int, generations: int) -> dict:
         env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"}
         command = [sys.executable, "run.py", "-m", "algo=ga,de", f"seed=range({seeds})", f"generations={generations}",
                    f"hydra.sweep.dir={tmp}/sweep", *args]
+        log = Path(tmp) / "stderr.log"  # the progress bars: a pipe left unread would fill and block the sweep
         start = time.perf_counter()
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        samples: dict[int, list[float]] = {}
-        while proc.poll() is None:
-            for pid in [proc.pid, *descendants(proc.pid)]:
-                samples.setdefault(pid, []).append(rss_mb(pid))
-            time.sleep(1.0)
+        with log.open("w") as err:
+            proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+            samples: dict[int, list[float]] = {}
+            while proc.poll() is None:
+                for pid in [proc.pid, *descendants(proc.pid)]:
+                    samples.setdefault(pid, []).append(rss_mb(pid))
+                time.sleep(1.0)
         wall = time.perf_counter() - start
-        err = proc.stderr.read()
         if proc.returncode != 0:
-            raise SystemExit(f"sweep {' '.join(args)} failed:\n{err[-2000:]}")
+            raise SystemExit(f"sweep {' '.join(args)} failed:\n{log.read_text()[-2000:]}")
     largest = max(samples.values(), key=max)
     tenth = max(1, len(largest) // 10)
     return {"wall": wall, "peak_mb": max(largest), "rss_at": [largest[tenth], largest[len(largest) // 2], largest[-tenth]]}

@@ -111,7 +111,7 @@ def thumbnails(images: torch.Tensor, size: int) -> np.ndarray:
     return (images.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def build_evaluation(cfg: DictConfig, device: torch.device, build: Callable[[DictConfig], Classifier],
+def build_evaluation(cfg: DictConfig, device: torch.device, build: Callable[[DictConfig], Classifier], batch_size: int,
                      classifier: Classifier | None = None) -> Evaluation | None:
     """The run's evaluation, its classifier loaded (so missing weights stop the run before the
     search) unless one built from the same config is given, or None when the config has no
@@ -124,7 +124,7 @@ def build_evaluation(cfg: DictConfig, device: torch.device, build: Callable[[Dic
     if unknown:
         raise ConfigError(f"evaluation.classes {', '.join(map(repr, unknown))} are not classes of "
                           f"{type(classifier).__name__}")
-    return Evaluation(classifier, str(node.target), node.truth, node.thumbnail, cfg.batch_size)
+    return Evaluation(classifier, str(node.target), node.truth, node.thumbnail, batch_size)
 
 
 def log_evaluation(tracker, evaluation: Evaluation, generator: Generator, step: int, latents: np.ndarray,

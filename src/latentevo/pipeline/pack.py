@@ -17,9 +17,9 @@ from .member import PackedRun
 from .models import Models
 from .spec import RunSpec
 
-#: a pack sends each run's metrics at most this often per run in it (seconds): a 100-run pack
-#: makes about two store calls a second, whatever its size; checkpoints keep what is unsent
-FLUSH_SECONDS_PER_RUN = 0.5
+#: a pack sends each run's metrics at most this often per run in it (seconds): a pack makes
+#: about one store call a second, whatever its size; checkpoints keep what is unsent
+FLUSH_SECONDS_PER_RUN = 1.0
 MIN_FLUSH_SECONDS = 2.0
 
 

@@ -98,8 +98,10 @@ def validate(cfg: DictConfig) -> None:
     """Checks that need no model, so that bad input fails before anything is loaded."""
     if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
         raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
-    for key in ("generations", "pop_size", "log_every", "batch_size"):
+    for key in ("generations", "pop_size", "log_every"):
         _positive_int(cfg, key)
+    if cfg.batch_size != "auto":
+        _positive_int(cfg, "batch_size")
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
         raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     if cfg.threads is not None:
