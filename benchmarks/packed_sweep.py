@@ -31,7 +31,7 @@ from hydra import compose, initialize_config_dir
 from latentevo.models.clip import shapes_clip
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.pipeline import RunSpec, run_pack
-from latentevo.pipeline.models import Models
+from pipeline_speed import forward_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (16, 32, 64, 128, 256, 800)
@@ -112,22 +112,10 @@ def pack_share(runs: int, generations: int) -> tuple[float, float]:
         specs = [RunSpec.of(compose("config", overrides=[f"seed={s}", f"algo={'ga' if s % 2 else 'de'}",
                                                             f"generations={generations}", "experiment_name=share"]), f"{s}")
                  for s in range(runs)]
-    spent, fitness = [0.0], Models.fitness
-
-    def timed(self, requests):
-        start = time.perf_counter()
-        try:
-            return fitness(self, requests)
-        finally:
-            spent[0] += time.perf_counter() - start
-
-    Models.fitness = timed
-    try:
+    with forward_seconds() as spent:
         start = time.perf_counter()
         run_pack(specs)
         return time.perf_counter() - start, spent[0]
-    finally:
-        Models.fitness = fitness
 
 
 def main() -> None:

@@ -13,12 +13,14 @@ Prints, per repeat:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 from hydra import compose, initialize_config_dir
 
@@ -30,27 +32,33 @@ ROOT = Path(__file__).resolve().parents[1]
 UNTRAINED = [] if (WORLD_DIR / "clip.safetensors").is_file() else ["clip.random_init=true"]
 
 
-def timed_run(overrides: list[str]) -> dict[str, float]:
-    """One run through `run_pack`, timing its forward passes."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        spec = RunSpec.of(compose("config", overrides=overrides), "benchmark")
-    forward = [0.0]
-    fitness = Models.fitness
+@contextlib.contextmanager
+def forward_seconds() -> Iterator[list[float]]:
+    """Inside, the seconds spent in the packs' batched forward passes add up in the list's item."""
+    spent, fitness = [0.0], Models.fitness
 
-    def timed_fitness(self, requests):
+    def timed(self, requests):
         start = time.perf_counter()
         try:
             return fitness(self, requests)
         finally:
-            forward[0] += time.perf_counter() - start
+            spent[0] += time.perf_counter() - start
 
-    Models.fitness = timed_fitness
+    Models.fitness = timed
     try:
+        yield spent
+    finally:
+        Models.fitness = fitness
+
+
+def timed_run(overrides: list[str]) -> dict[str, float]:
+    """One run through `run_pack`, timing its forward passes."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        spec = RunSpec.of(compose("config", overrides=overrides), "benchmark")
+    with forward_seconds() as forward:
         start = time.perf_counter()
         [outcome] = run_pack([spec])
         total = time.perf_counter() - start
-    finally:
-        Models.fitness = fitness
     assert outcome.status == "FINISHED", outcome.error
     return {"run": total, "forward": forward[0]}
 

@@ -1,7 +1,9 @@
-"""The packed launcher (no `from __future__ import annotations`: Hydra scans plugin modules
-without registering them, where dataclasses cannot resolve string annotations): composes every job of a sweep, groups the jobs that share models into
+"""The packed launcher: composes every job of a sweep, groups the jobs that share models into
 packs (`latentevo.pipeline`), splits them so that every core (or GPU) has one, and runs each pack
-in a worker process, or in this process when there is one pack."""
+in a worker process, or in this process when there is one pack.
+
+No `from __future__ import annotations` here: Hydra scans plugin modules without registering
+them in sys.modules, where dataclasses cannot resolve string annotations."""
 
 
 import logging
@@ -63,8 +65,12 @@ def execute_pack(number: int, of: int, jobs: Sequence[DictConfig], hydra_context
     from latentevo.pipeline import RunSpec, enrolling, run_pack
 
     if singleton_state is not None:  # in a worker process
+        import torch
+
         setup_globals()
         Singleton.set_state(singleton_state)
+        if torch.cuda.device_count() > 1:  # one pack per GPU
+            torch.cuda.set_device((number - 1) % torch.cuda.device_count())
     returns = []
     with enrolling():
         for sweep_config in jobs:
