@@ -67,3 +67,16 @@ def test_unreachable_stores_fail_fast_with_one_line(tmp_path):
         open_experiment("x", "http://127.0.0.1:9")
     with pytest.raises(TrackingError, match="does not exist"):
         open_experiment("x", f"sqlite:///{tmp_path / 'missing' / 'mlflow.db'}")
+
+
+def test_a_point_handed_back_unsent_and_logged_again_is_stored_once(store):
+    """A resumed run replaying its generations logs points its checkpoint also handed back unsent."""
+    _, uri = store
+    client, exp = open_experiment("once", uri)
+    with tracked_run(client, exp, "replayed") as run:
+        run.flush_every_s = 3600
+        run.log_points([("best", 0.5, 1, 0), ("best", 0.6, 2, 1)])  # from the checkpoint, not yet sent
+        run.log_metrics(0, {"best": 0.5})  # the replay of generations 0 and 1
+        run.log_metrics(1, {"best": 0.6})
+        run.log_metrics(2, {"best": 0.7})
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "best")) == [(0, 0.5), (1, 0.6), (2, 0.7)]

@@ -49,8 +49,10 @@ class RunLogger:
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
         self._metrics: list[Metric] = []
         self._last_flush = time.monotonic()
-        # (key, step) already in the store: a resumed run does not log them twice
+        # (key, step) already in the store, or waiting to be sent: a resumed run (whose checkpoint
+        # hands back its unsent metrics, and which may replay generations) logs each point once
         self._logged = logged or set()
+        self._queued: set[tuple[str, int]] = set()
 
     def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> None:
         entries = [Param(k, str(v)) for k, v in params.items()]
@@ -64,7 +66,9 @@ class RunLogger:
         self.log_points([(k, float(v), now, step) for k, v in metrics.items()])
 
     def log_points(self, points: list[MetricPoint]) -> None:
-        self._metrics += [Metric(k, v, t, s) for k, v, t, s in points if (k, s) not in self._logged]
+        new = [Metric(k, v, t, s) for k, v, t, s in points if (k, s) not in self._logged and (k, s) not in self._queued]
+        self._queued |= {(m.key, m.step) for m in new}
+        self._metrics += new
         if len(self._metrics) >= MAX_BATCH_METRICS or time.monotonic() - self._last_flush > self.flush_every_s:
             self.flush()
 
@@ -78,7 +82,9 @@ class RunLogger:
             while self._metrics:
                 batch = self._metrics[:MAX_BATCH_METRICS]
                 self.client.log_batch(self.run_id, metrics=batch)
-                self._logged |= {(m.key, m.step) for m in batch}
+                sent = {(m.key, m.step) for m in batch}
+                self._logged |= sent
+                self._queued -= sent
                 del self._metrics[: len(batch)]
         self._last_flush = time.monotonic()
 
