@@ -19,7 +19,8 @@ METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals"
 @pytest.fixture(scope="module")
 def sweep_2x2(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    args = ["-m", "algo=ga,de", "seed=0,1", "generations=12", "log_every=5", "experiment_name=e2e", *MECHANICS_CLIP]
+    args = ["-m", "algo=ga,de", "seed=0,1", "generations=12", "log_every=5", "experiment_name=e2e", "hydra.launcher.workers=2",
+            *MECHANICS_CLIP]
     return run_cli(args, store, out)
 
 
