@@ -9,15 +9,21 @@ QUICK_OUT ?= figures-quick
 EVAL_QUICK_STORE ?= .cache/eval-quick
 EVAL_QUICK_OUT ?= figures-quick/eval
 # mlflow-server: where it listens (MLFLOW_HOST=0.0.0.0 for other machines, with
-# MLFLOW_ALLOWED_HOSTS=<name>:<port> for MLflow's host check) and where it keeps runs and artifacts
+# MLFLOW_ALLOWED_HOSTS=<name>:<port> for MLflow's host check), where it keeps runs and artifacts,
+# and its store: BACKEND=sqlite (one person) or postgresql (a team, a cluster: a local
+# PostgreSQL in $(MLFLOW_SERVER_DIR)/postgres on PG_PORT, started by cluster/postgres.sh)
 MLFLOW_HOST ?= 127.0.0.1
 MLFLOW_PORT ?= 5000
 MLFLOW_ALLOWED_HOSTS ?=
 MLFLOW_SERVER_DIR ?= mlflow-server
+MLFLOW_WORKERS ?= 2
+BACKEND ?= sqlite
+PG_PORT ?= 5433
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
+.PHONY: postgres-down slurm-up slurm-down test-cluster
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
 
 help: ## list the targets
@@ -60,12 +66,25 @@ bench-sweep: ## the main job packed vs one job per process vs the bare-forward f
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
-mlflow-server: ## shared MLflow tracking server (SQLite, artifacts on disk in mlflow-server/), http://127.0.0.1:5000
+mlflow-server: ## shared MLflow tracking server, artifacts served from mlflow-server/, http://127.0.0.1:5000 (BACKEND=sqlite|postgresql)
 	mkdir -p $(MLFLOW_SERVER_DIR)
-	$(VENV)/bin/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) \
-		--backend-store-uri sqlite:///$(abspath $(MLFLOW_SERVER_DIR))/mlflow.db \
-		--artifacts-destination $(abspath $(MLFLOW_SERVER_DIR))/artifacts \
+	@case "$(BACKEND)" in \
+		sqlite) store=sqlite:///$(abspath $(MLFLOW_SERVER_DIR))/mlflow.db ;; \
+		postgresql) store=$$(cluster/postgres.sh up $(abspath $(MLFLOW_SERVER_DIR))/postgres $(PG_PORT)) || exit 1 ;; \
+		*) echo "error: BACKEND must be sqlite or postgresql, got '$(BACKEND)'" >&2; exit 1 ;; \
+	esac; \
+	exec $(VENV)/bin/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) \
+		--backend-store-uri "$$store" --artifacts-destination $(abspath $(MLFLOW_SERVER_DIR))/artifacts \
 		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts $(MLFLOW_ALLOWED_HOSTS))
+
+postgres-down: ## stop the PostgreSQL of `make mlflow-server BACKEND=postgresql` (its data kept)
+	cluster/postgres.sh down $(abspath $(MLFLOW_SERVER_DIR))/postgres $(PG_PORT)
+
+slurm-up: ## a one-node Slurm cluster on this machine (root; Debian's slurm-wlm, munge, slurmdbd, mariadb-server), state in .cache/slurm
+	cluster/slurm.sh up
+
+slurm-down: ## stop the local Slurm cluster's daemons (its state kept)
+	cluster/slurm.sh down
 
 figures: ## thesis ch. 4 figures: runs the sweeps missing from the store, then figures/ (PNG, PDF, tables, index.md)
 	$(PY) -m analysis.make_figures --run-missing --out figures

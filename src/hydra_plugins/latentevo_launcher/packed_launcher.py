@@ -11,7 +11,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
@@ -59,9 +59,11 @@ def default_workers(config: DictConfig) -> int:
 
 
 def execute_pack(number: int, of: int, jobs: Sequence[DictConfig], hydra_context: HydraContext,
-                 task_function: TaskFunction, singleton_state: dict | None) -> list[JobReturn]:
+                 task_function: TaskFunction, singleton_state: Optional[dict],
+                 stop: Optional[Callable[[], bool]] = None) -> list[JobReturn]:
     """Hydra's `run_job` for each job of the pack (its output directory, saved config and
-    callbacks) with the task enrolling it, then the pack itself; one JobReturn per job."""
+    callbacks) with the task enrolling it, then the pack itself; one JobReturn per job.
+    `stop` suspends the pack between generations (`latentevo.pipeline.Preempted`)."""
     from latentevo.pipeline import RunSpec, enrolling, run_pack
 
     if singleton_state is not None:  # in a worker process
@@ -77,12 +79,16 @@ def execute_pack(number: int, of: int, jobs: Sequence[DictConfig], hydra_context
             returns.append(run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
                                    job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir"))
     enrolled = [r for r in returns if r.status == JobStatus.COMPLETED and isinstance(r.return_value, RunSpec)]
-    outcomes = run_pack([r.return_value for r in enrolled], title=f"pack {number}/{of}", position=number - 1)
+    outcomes = run_pack([r.return_value for r in enrolled], title=f"pack {number}/{of}", position=number - 1, stop=stop)
     for ret, outcome in zip(enrolled, outcomes):
         failed = outcome.error is not None
         ret.status = JobStatus.FAILED if failed else JobStatus.COMPLETED
         ret.return_value = outcome.error if failed else outcome.best_cos_sim
     return returns
+
+
+def by_job_number(packs: Sequence[Sequence[DictConfig]], by_pack: Sequence[Sequence[JobReturn]]) -> dict[int, JobReturn]:
+    return {job.hydra.job.num: ret for pack, rets in zip(packs, by_pack) for job, ret in zip(pack, rets)}
 
 
 class PackedLauncher(Launcher):
@@ -96,8 +102,15 @@ class PackedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        jobs = self.compose_all(job_overrides, initial_job_idx)
+        workers = self.workers or default_workers(self.config)
+        packs = self.plan(jobs, workers)
+        log.info(f"Launching {len(jobs)} jobs in {len(packs)} packs, {min(workers, len(packs))} at a time")
+        returns = self.run_packs(packs)
+        return [returns[job.hydra.job.num] for job in jobs]
+
+    def compose_all(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[DictConfig]:
         from latentevo.errors import ConfigError
-        from latentevo.pipeline import pack_key
 
         setup_globals()
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
@@ -105,26 +118,31 @@ class PackedLauncher(Launcher):
         Path(str(self.config.hydra.sweep.dir)).mkdir(parents=True, exist_ok=True)
         if isinstance(self.pack_size, bool) or not isinstance(self.pack_size, int) or self.pack_size < 1:
             raise ConfigError(f"hydra.launcher.pack_size must be an integer >= 1, got {self.pack_size!r}")
-        jobs = [self._compose(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
+        return [self._compose(initial_job_idx + i, overrides) for i, overrides in enumerate(job_overrides)]
+
+    def plan(self, jobs: Sequence[DictConfig], workers: int) -> list[list[DictConfig]]:
+        """The jobs in packs, each pack's jobs logged."""
+        from latentevo.pipeline import pack_key
+
         keys = [pack_key(job) for job in jobs]
-        workers = self.workers or default_workers(self.config)
         packs = [[jobs[p] for p in pack] for pack in plan_packs(keys, self.pack_size, workers)]
-        log.info(f"Launching {len(jobs)} jobs in {len(packs)} packs, {min(workers, len(packs))} at a time")
         for number, pack in enumerate(packs, 1):
             log.info(f"\tpack {number}: " + ", ".join(job.hydra.job.override_dirname or "defaults" for job in pack))
+        return packs
+
+    def run_packs(self, packs: list[list[DictConfig]]) -> dict[int, JobReturn]:
+        """Each pack here, or side by side in worker processes; the JobReturns by job number."""
         if len(packs) == 1:
             by_pack = [execute_pack(1, 1, packs[0], self.hydra_context, self.task_function, None)]
         else:
             from joblib import Parallel, delayed
 
             state = Singleton.get_state()
+            workers = self.workers or default_workers(self.config)
             by_pack = Parallel(n_jobs=min(workers, len(packs)), backend="loky")(
                 delayed(execute_pack)(n, len(packs), pack, self.hydra_context, self.task_function, state)
                 for n, pack in enumerate(packs, 1))
-        returns: dict[int, JobReturn] = {}
-        for pack, pack_returns in zip(packs, by_pack):
-            returns |= {job.hydra.job.num: ret for job, ret in zip(pack, pack_returns)}
-        return [returns[job.hydra.job.num] for job in jobs]
+        return by_job_number(packs, by_pack)
 
     def _compose(self, idx: int, overrides: Sequence[str]) -> DictConfig:
         """The job's whole config, as Hydra's basic launcher composes it."""

@@ -6,8 +6,8 @@ random streams), `observers` what a run does each generation, `pack` the loop, `
 task of run.py.
 """
 
-from .pack import Outcome, run_pack
+from .pack import Outcome, Preempted, run_pack
 from .spec import RunSpec, pack_key
 from .task import enrolling, run_job
 
-__all__ = ["Outcome", "RunSpec", "enrolling", "pack_key", "run_job", "run_pack"]
+__all__ = ["Outcome", "Preempted", "RunSpec", "enrolling", "pack_key", "run_job", "run_pack"]

@@ -34,6 +34,15 @@ class Outcome:
     error: BaseException | None = None
 
 
+class Preempted(KeyboardInterrupt):
+    """The scheduler takes the pack's allocation back (a time limit, a preemption): every live
+    run has saved its checkpoint and ends KILLED, to resume where it stopped."""
+
+
+def skipped_line(prefix: str, name: str, run_id: str) -> str:
+    return f"{prefix}skipped {name}: MLflow run {run_id} with the same config already FINISHED (resume=false runs it again)"
+
+
 def user_error(err: BaseException) -> BaseException:
     """Errors with a known cause as the one-line errors the user sees."""
     if isinstance(err, OSError):
@@ -44,8 +53,11 @@ def user_error(err: BaseException) -> BaseException:
 
 
 class Pack:
-    def __init__(self, specs: list[RunSpec], title: str = "", position: int = 0):
+    def __init__(self, specs: list[RunSpec], title: str = "", position: int = 0,
+                 stop: Callable[[], bool] | None = None):
         self.specs, self.title, self.position = specs, title, position
+        # asked between generations: true when the pack must checkpoint its runs and stop
+        self.stop = stop
         self.outcomes: dict[int, Outcome] = {}
         self.live: dict[int, PackedRun] = {}
         self.best = -math.inf  # best cos_sim of any run so far
@@ -80,8 +92,7 @@ class Pack:
                 continue
             if isinstance(opened, str):
                 self.outcomes[i] = Outcome(spec, "SKIPPED", opened, self._finished_best(experiments[name][0], opened))
-                tqdm.write(f"{spec.prefix}skipped {spec.name}: MLflow run {opened} with the same config already FINISHED "
-                           "(resume=false runs it again)")
+                tqdm.write(skipped_line(spec.prefix, spec.name, opened))
             else:
                 self.live[i] = opened
         flush_every = max(MIN_FLUSH_SECONDS, FLUSH_SECONDS_PER_RUN * len(self.live))
@@ -98,6 +109,8 @@ class Pack:
         with tqdm(total=total, initial=start, desc=self._desc(), unit="gen", dynamic_ncols=True,
                   position=self.position, leave=True) as bar:
             while self.live:
+                if self.stop is not None and self.stop():
+                    self._suspend()
                 asked = self._each(lambda i, run: run.ask())
                 try:
                     sims = dict(zip(asked, models.fitness(list(asked.values()))))
@@ -114,6 +127,15 @@ class Pack:
                 bar.n = max((run.generation for run in self.live.values()), default=bar.total)
                 bar.set_postfix_str(self._postfix(), refresh=False)
                 bar.refresh()
+
+    def _suspend(self) -> None:
+        """Checkpoints every live run at its last generation, then stops the pack."""
+        for run in self.live.values():
+            if run.cfg.resume and run.last is not None:
+                run.save_checkpoint(run.last.index)
+        generations = sorted({run.last.index + 1 for run in self.live.values() if run.last is not None})
+        raise Preempted(f"stopped after generation {generations[-1] if generations else 0} to be requeued; "
+                        f"{len(self.live)} runs checkpointed")
 
     def _each(self, step: Callable[[int, PackedRun], object], among=None) -> dict[int, object]:
         """`step` of every live run (of `among`); a run whose step raises fails and leaves."""
@@ -161,6 +183,8 @@ class Pack:
         return [self.outcomes[i] for i in range(len(self.specs))]
 
 
-def run_pack(specs: list[RunSpec], title: str = "", position: int = 0) -> list[Outcome]:
-    """Runs the jobs together (they must share a pack key); one outcome per spec, in order."""
-    return Pack(specs, title, position).run()
+def run_pack(specs: list[RunSpec], title: str = "", position: int = 0,
+             stop: Callable[[], bool] | None = None) -> list[Outcome]:
+    """Runs the jobs together (they must share a pack key); one outcome per spec, in order.
+    `stop`, asked between generations, suspends the pack (`Preempted`)."""
+    return Pack(specs, title, position, stop).run()
