@@ -102,6 +102,8 @@ class PackTask(submitit.helpers.Checkpointable):
         try:
             return execute_pack(number, of, jobs, hydra_context, task_function, singleton_state, stop=asked.is_set)
         except Preempted:
+            # the requeue stops this task's step with SIGTERM: the runs are saved and ended already
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
             signal.signal(signum, requeue)
             requeue(signum, None)  # submitit: checkpoint(), `scontrol requeue`, exit
             raise
