@@ -36,8 +36,11 @@ setup: ## create $(VENV) and install the package with its pinned dependencies
 test: ## fast test suite (everything but `slow`), a few minutes
 	$(PY) -m pytest
 
-test-full: ## every test, slow ones included
-	$(PY) -m pytest -m ''
+test-full: ## every test but the cluster's, slow ones included
+	$(PY) -m pytest -m 'not cluster'
+
+test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed MLflow server, and their faults (root; starts them)
+	$(PY) -m pytest -m cluster
 
 test-trained: ## the tests that judge results with the trained shapes-world models
 	$(PY) -m pytest -m trained_weights

@@ -1,20 +1,18 @@
 """A real MLflow tracking server (`make mlflow-server` on a free loopback port): a sweep runs into
 it, re-runs skip what finished, a killed run resumes, and a server that goes away loses nothing."""
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from analysis.load import load_runs
 from faulty_generators import DELAY_ENV
-from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, histories, run_cli, runs_of, start_cli
+from pipeline_cli import MECHANICS_CLIP, error_lines, histories, run_cli, runs_of, start_cli
+from servers import free_port, mlflow_server
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 SLOW = "generator._target_=faulty_generators.SlowShapes"
@@ -22,37 +20,6 @@ GENERATIONS = 12
 # MLflow's client retries a lost server with backoff for minutes by default; a test waits less
 SHORT_RETRY = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def mlflow_server(directory: Path, port: int):
-    """`make mlflow-server` in its own process group, stopped with it."""
-    log = open(directory.parent / f"server-{port}.log", "ab")
-    proc = subprocess.Popen(
-        ["make", "-s", "mlflow-server", f"MLFLOW_PORT={port}", f"MLFLOW_SERVER_DIR={directory}"],
-        cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, (directory.parent / f"server-{port}.log").read_text()
-            time.sleep(0.5)
-        yield uri, proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        log.close()
 
 
 @pytest.fixture(scope="module")
