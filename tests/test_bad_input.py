@@ -29,6 +29,7 @@ class Case:
     #: (tmp_path, uri, args) -> more args, prepared files, or a cleanup to call after the run
     prepare: Callable | None = None
     uri: str | None = None
+    env: dict | None = None
 
 
 def job_of(uri: str, args: list[str]) -> Job:
@@ -129,6 +130,15 @@ CASES = {
     "tracking server unreachable": Case([], "cannot reach MLflow tracking server http://127.0.0.1:9",
                                         uri="http://127.0.0.1:9"),
     "tracking store directory missing": Case([], "does not exist", uri="sqlite:////nonexistent/latentevo/mlflow.db"),
+    "a sweep to Slurm without sbatch": Case(["-m", "hydra/launcher=slurm"], "needs Slurm's sbatch on PATH, and there "
+                                            "is none here", env={"PATH": "/nonexistent"}),
+    "shared checkpoint directory missing": Case(["-m", "hydra/launcher=submitit_local",
+                                                 "checkpoint_dir=/nonexistent/shared/checkpoints"],
+                                                "checkpoint_dir /nonexistent/shared/checkpoints does not exist; "
+                                                "create it on a disk that every node reads"),
+    "tracking server unreachable, a sweep to a cluster": Case(["-m", "hydra/launcher=submitit_local"],
+                                                              "cannot reach MLflow tracking server http://127.0.0.1:9",
+                                                              uri="http://127.0.0.1:9"),
     "same job running in another process": Case([SLOW, "generations=200"], "another process is running this job",
                                                 run_status="KILLED", prepare=job_already_running),
 }
@@ -152,7 +162,7 @@ def test_bad_input_is_one_line_nonzero_exit_and_nothing_lost(store, tmp_path, na
     args = [*case.args, *short, f"experiment_name={experiment}", *MECHANICS_CLIP]
     prepared = case.prepare(tmp_path, uri, args) if case.prepare else None
     extra = prepared if isinstance(prepared, list) else []
-    result = run_cli([*args, *extra], uri, tmp_path / "out", env={"PYTHONPATH": TESTS_DIR})
+    result = run_cli([*args, *extra], uri, tmp_path / "out", env={"PYTHONPATH": TESTS_DIR} | (case.env or {}))
     if callable(prepared):
         prepared()
 

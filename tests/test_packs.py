@@ -9,8 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from hydra_plugins.latentevo_launcher.packed_launcher import plan_packs
+from hydra_plugins.latentevo_launcher.slurm_launcher import PackTask
+from latentevo.errors import LatentevoError
 from latentevo.pipeline import RunSpec, pack_key, run_pack
-from pipeline_cli import MECHANICS_CLIP, ROOT, histories, runs_of
+from pipeline_cli import MECHANICS_CLIP, ROOT, histories, run_cli, runs_of
 
 # pop 16, as in the thesis: the mini-CLIP gives the same embedding of an image in any batch of
 # at least 16 images (smaller batches take another convolution kernel, up to 1.2e-7 apart)
@@ -115,6 +117,21 @@ def test_large_populations_run_in_bounded_memory(tracking):
     assert client.get_metric_history(runs[0].info.run_id, "n_evals")[-1].value == 20000
 
 
+def test_packs_sent_through_submitit_without_slurm_are_the_same_runs_as_alone(tracking, tmp_path):
+    result = run_cli(["-m", "algo=ga,de", *SMALL, "experiment_name=submitit_local", "hydra/launcher=submitit_local"],
+                     tracking, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "submitted 1 pack to local as job" in result.stdout and "pack 1/1 (job" in result.stdout
+    swept = by_name(tracking, "submitit_local")
+    for spec in specs_of("submitit_alone", [["algo=ga"], ["algo=de"]]):
+        # named as the sweep names its runs, with the config group choices Hydra gave them
+        spec.name = ",".join(sorted([*spec.overrides, *SMALL]))
+        spec.choices = {k.removeprefix("choice."): v for k, v in swept[spec.name].data.params.items()
+                        if k.startswith("choice.")}
+        assert run_pack([spec])[0].status == "FINISHED"
+    same_runs(tracking, "submitit_local", "submitit_alone")
+
+
 def test_packs_group_jobs_by_their_models_and_fill_every_worker():
     assert plan_packs(["a"] * 100, pack_size=100, workers=2) == [list(range(0, 100, 2)), list(range(1, 100, 2))]
     assert plan_packs(["a"] * 5, pack_size=2, workers=1) == [[0, 3], [1, 4], [2]]
@@ -124,3 +141,9 @@ def test_packs_group_jobs_by_their_models_and_fill_every_worker():
         key = [pack_key(compose("config", overrides=o)) for o in
                (["seed=1", "algo=de", "prompt=x", "augment=crops"], ["seed=2", "augment=crops"], ["generator=dcgan_shapes"])]
     assert key[0] == key[1] != key[2]  # the views' seed is the run's, the generator the pack's
+
+
+def test_a_cluster_pack_whose_node_does_not_see_the_shared_checkpoints_fails_with_one_line(tmp_path):
+    with pytest.raises(LatentevoError, match=r"checkpoint directory .*/unmounted is missing on node .*: checkpoints "
+                                             r"must live on a disk every node reads"):
+        PackTask()(1, 1, [], None, None, {}, [str(tmp_path / "unmounted")])
