@@ -19,11 +19,15 @@ MLFLOW_SERVER_DIR ?= mlflow-server
 MLFLOW_WORKERS ?= 2
 BACKEND ?= sqlite
 PG_PORT ?= 5433
+# database connections per server worker, and as many more at peaks: each worker serves up to 40
+# requests at once, and MLflow's default pool (5 + 10) made 32 runs logging at once fail, with
+# either store ("QueuePool limit ... reached"); cluster/postgres.sh allows 200 connections
+MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
-.PHONY: postgres-down slurm-up slurm-down test-cluster
+.PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
 
 help: ## list the targets
@@ -66,6 +70,9 @@ bench: ## speed of one run (pop 16 x 200 generations) and the loop's overhead
 bench-sweep: ## the main job packed vs one job per process vs the bare-forward floor (~20 min on 2 cores)
 	$(PY) benchmarks/packed_sweep.py
 
+bench-tracking: ## metric points/s a tracking server takes from 32 runs logging at once, SQLite vs PostgreSQL store (~4 min)
+	$(PY) benchmarks/tracking_load.py
+
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
 
@@ -76,6 +83,7 @@ mlflow-server: ## shared MLflow tracking server, artifacts served from mlflow-se
 		postgresql) store=$$(cluster/postgres.sh up $(abspath $(MLFLOW_SERVER_DIR))/postgres $(PG_PORT)) || exit 1 ;; \
 		*) echo "error: BACKEND must be sqlite or postgresql, got '$(BACKEND)'" >&2; exit 1 ;; \
 	esac; \
+	MLFLOW_SQLALCHEMYSTORE_POOL_SIZE=$(MLFLOW_DB_POOL) MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW=$(MLFLOW_DB_POOL) \
 	exec $(VENV)/bin/mlflow server --host $(MLFLOW_HOST) --port $(MLFLOW_PORT) --workers $(MLFLOW_WORKERS) \
 		--backend-store-uri "$$store" --artifacts-destination $(abspath $(MLFLOW_SERVER_DIR))/artifacts \
 		$(if $(MLFLOW_ALLOWED_HOSTS),--allowed-hosts $(MLFLOW_ALLOWED_HOSTS))

@@ -7,16 +7,20 @@ same images on the same cores, measured side by side in one run:
 - `python run.py -m algo=ga,de "seed=range(S)"` with the packed launcher (the default) and with
   `hydra/launcher=parallel` (joblib, one job per process), each into a fresh store: wall time,
   ratio to the floor, the largest process's peak RSS and its RSS over the sweep (flat or not);
+- with `--slurm-uri`, the same sweep through `hydra/launcher=slurm` (one pack per core, as
+  Slurm tasks of one CPU each) into that tracking server: wall time from the command to its end;
 - one pack in-process: the share of its time spent outside the forward passes (search,
   metrics, MLflow, grids, checkpoints).
 
     python benchmarks/packed_sweep.py                       # the main job: 50 seeds x 200 generations
     python benchmarks/packed_sweep.py --seeds 10 --generations 50 --skip-parallel
+    python benchmarks/packed_sweep.py --slurm-uri http://127.0.0.1:5000   # make slurm-up and a server first
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import multiprocessing
 import os
 import subprocess
@@ -83,10 +87,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def sweep(args: list[str], seeds: int, generations: int) -> dict:
-    """`python run.py -m algo=ga,de seed=range(seeds)` into a fresh store, its RSS sampled."""
+def sweep(args: list[str], seeds: int, generations: int, uri: str | None = None) -> dict:
+    """`python run.py -m algo=ga,de seed=range(seeds)` into a fresh store (or `uri`), the RSS of
+    its processes sampled (a Slurm task's processes are not among them)."""
     with tempfile.TemporaryDirectory() as tmp:
-        env = os.environ | {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp}/mlflow.db"}
+        env = os.environ | {"MLFLOW_TRACKING_URI": uri or f"sqlite:///{tmp}/mlflow.db"}
         command = [sys.executable, "run.py", "-m", "algo=ga,de", f"seed=range({seeds})", f"generations={generations}",
                    f"hydra.sweep.dir={tmp}/sweep", *args]
         log = Path(tmp) / "stderr.log"  # the progress bars: a pipe left unread would fill and block the sweep
@@ -124,6 +129,8 @@ def main() -> None:
     parser.add_argument("--generations", type=int, default=200)
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--skip-parallel", action="store_true", help="do not time hydra/launcher=parallel")
+    parser.add_argument("--skip-packed", action="store_true", help="do not time the packed launcher")
+    parser.add_argument("--slurm-uri", help="also time hydra/launcher=slurm, tracking into this server")
     args = parser.parse_args()
     runs = 2 * args.seeds
     images = runs * args.generations * 16
@@ -136,12 +143,18 @@ def main() -> None:
     floor = floor_seconds(images, best, args.workers)
     print(f"floor: {floor:.1f} s ({args.workers} processes side by side at batch {best})", flush=True)
 
-    launchers = {"packed": []} | ({} if args.skip_parallel else {"parallel": ["hydra/launcher=parallel"]})
+    launchers = ({} if args.skip_packed else {"packed": []}) | \
+        ({} if args.skip_parallel else {"parallel": ["hydra/launcher=parallel"]})
+    if args.slurm_uri:
+        launchers["slurm"] = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1",
+                              f"hydra.launcher.pack_size={math.ceil(runs / args.workers)}",
+                              f"experiment_name=bench_slurm_{int(time.time())}"]
     for name, extra in launchers.items():
-        r = sweep(extra, args.seeds, args.generations)
-        print(f"{name:8s}: {r['wall']:.1f} s = {r['wall'] / floor:.2f} x the floor | largest process: peak RSS "
-              f"{r['peak_mb']:.0f} MB, RSS at 10/50/90 % of the sweep {' / '.join(f'{m:.0f}' for m in r['rss_at'])} MB",
-              flush=True)
+        r = sweep(extra, args.seeds, args.generations, args.slurm_uri if name == "slurm" else None)
+        memory = "" if name == "slurm" else (
+            f" | largest process: peak RSS {r['peak_mb']:.0f} MB, RSS at 10/50/90 % of the sweep "
+            f"{' / '.join(f'{m:.0f}' for m in r['rss_at'])} MB")
+        print(f"{name:8s}: {r['wall']:.1f} s = {r['wall'] / floor:.2f} x the floor{memory}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp}/mlflow.db"

@@ -22,7 +22,8 @@ uri() { echo "postgresql+psycopg2://mlflow:$(cat "$DIR/password")@127.0.0.1:$POR
 pg_ctl() { as_pg "$PG_BIN/pg_ctl" -D "$DIR/data" "$@"; }
 
 start() {
-    pg_ctl -o "-k $DIR/run -p $PORT -c listen_addresses=127.0.0.1" -l "$DIR/run/postgres.log" -w -t 60 start >/dev/null \
+    # connections: the MLflow server's workers each keep a pool of up to 40 (make mlflow-server)
+    pg_ctl -o "-k $DIR/run -p $PORT -c listen_addresses=127.0.0.1 -c max_connections=200" -l "$DIR/run/postgres.log" -w -t 60 start >/dev/null \
         || die "PostgreSQL did not start; see $DIR/run/postgres.log"
 }
 
