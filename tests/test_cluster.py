@@ -161,6 +161,21 @@ def test_a_4_job_sweep_through_sbatch_ends_with_4_finished_runs_in_postgresql_an
     assert len(runs_of(uri, "cluster_sweep")[1]) == 4
 
 
+def test_wait_false_returns_once_the_packs_are_submitted_and_they_run_on(server, tmp_path):
+    uri = server[0]
+    args = ["-m", "seed=range(2)", "pop_size=8", "generations=6", "experiment_name=no_wait", *MECHANICS_CLIP, *SLURM,
+            "hydra.launcher.wait=false", "hydra.launcher.pack_size=1"]
+    result = run_cli(args, uri, tmp_path / "out", env=env())
+    assert result.returncode == 0, result.stderr[-2000:]
+    submitted = result.stdout.split("submitted 2 packs to slurm as jobs ", 1)[1].split(";")[0].split(", ")
+    assert len(submitted) == 2 and "ended" not in result.stdout
+    deadline = time.monotonic() + 240
+    while subprocess.run(["squeue", "-h", "-j", ",".join(submitted)], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the packs did not end"
+        time.sleep(1)
+    assert statuses(uri, "no_wait") == ["FINISHED", "FINISHED"]
+
+
 def test_scancel_of_a_running_pack_then_the_same_command_finishes_every_run_as_uninterrupted(server, tmp_path):
     uri = server[0]
     args = sweep_args(tmp_path, "cancelled", SLOW, *SLURM)
