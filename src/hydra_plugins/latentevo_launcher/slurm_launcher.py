@@ -194,8 +194,10 @@ class SlurmLauncher(PackedLauncher):
         print(f"submitted {len(packs)} pack{'s' if len(packs) > 1 else ''} to {self.cluster} as job"
               f"{'s' if len(packs) > 1 else ''} {ids}; logs in {submitted[0].paths.folder.parent}", flush=True)
         if not self.wait:
+            # submitted is as far as this launch goes (Hydra's sweeper reads each return value,
+            # and an UNKNOWN one raises)
             return {job.hydra.job.num: JobReturn(overrides=list(job.hydra.overrides.task), cfg=_task_config(job),
-                                                 hydra_cfg=job, status=JobStatus.UNKNOWN)
+                                                 hydra_cfg=job, status=JobStatus.COMPLETED, _return_value=None)
                     for pack in packs for job in pack}
         return by_job_number(packs, self._wait(packs, submitted))
 
