@@ -1,6 +1,7 @@
 """Large populations in bounded memory: duplicate elimination without the n x n distance matrix, and a
 diversity metric without pdist's n(n-1)/2 distances, both matching what they replace."""
 
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -45,7 +46,9 @@ def test_do_matches_pymoo_default(seed, epsilon):
     other = np.vstack([X[rng.choice(len(X), 10)],                                    # exact
                        X[rng.choice(len(X), 10)] + np.r_[4e-17, np.zeros(X.shape[1] - 1)],  # near
                        rng.normal(scale=0.01, size=(10, X.shape[1]))])               # unrelated
-    ours, theirs = BoundedDuplicateElimination(epsilon, func=_identity), DefaultDuplicateElimination(epsilon, func=_identity)
+    # dense_max=0: the tree path even for these small populations
+    ours = BoundedDuplicateElimination(epsilon, func=_identity, dense_max=0)
+    theirs = DefaultDuplicateElimination(epsilon, func=_identity)
     for against in (None, other, other[:0]):
         got = ours._do(X, against, np.zeros(len(X), dtype=bool))
         want = theirs._do(X, against, np.zeros(len(X), dtype=bool))
@@ -62,8 +65,8 @@ def test_do_with_populations_and_return_indices():
     X = _population_with_duplicates(7)
     pop = Population.new(X=X)
     other = Population.new(X=np.vstack([X[:30:3], X[40:50] + 5e-17]))
-    for args in ((), (other,)):
-        got_pop, got_keep, got_drop = BoundedDuplicateElimination().do(pop, *args, return_indices=True)
+    for args, dense_max in itertools.product(((), (other,)), (0, 2**22)):
+        got_pop, got_keep, got_drop = BoundedDuplicateElimination(dense_max=dense_max).do(pop, *args, return_indices=True)
         want_pop, want_keep, want_drop = DefaultDuplicateElimination().do(pop, *args, return_indices=True)
         assert got_keep == want_keep and got_drop == want_drop and len(want_drop) > 0
         np.testing.assert_array_equal(got_pop.get("X"), want_pop.get("X"))
@@ -93,8 +96,9 @@ def _ga_history(eliminate_duplicates):
     return np.stack(history.X)
 
 
-def test_ga_history_is_unchanged():
-    ours, pymoos = _ga_history(BoundedDuplicateElimination()), _ga_history(True)
+@pytest.mark.parametrize("dense_max", [0, 2**22])
+def test_ga_history_is_unchanged(dense_max):
+    ours, pymoos = _ga_history(BoundedDuplicateElimination(dense_max=dense_max)), _ga_history(True)
     assert ours.shape == (20, 16, 8)
     np.testing.assert_array_equal(ours, pymoos)
     assert not np.array_equal(_ga_history(False), pymoos)  # duplicates do arise here, so elimination matters

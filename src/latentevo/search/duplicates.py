@@ -16,9 +16,18 @@ class BoundedDuplicateElimination(DefaultDuplicateElimination):
     KD-tree at a slightly inflated radius, and re-checking each candidate with scipy's `cdist`, the
     function pymoo uses, so boundary cases round the same way. Memory is linear in the population
     plus the number of distinct near pairs (none, in practice, at the default epsilon of 1e-16).
+
+    Populations whose distance matrix has at most `dense_max` entries take pymoo's own path: for
+    the thesis's pop 16 it is about 7x faster than the tree, and its matrix is a few kilobytes.
     """
 
+    def __init__(self, epsilon=1e-16, dense_max: int = 2**22, **kwargs):
+        super().__init__(epsilon, **kwargs)
+        self.dense_max = dense_max
+
     def _do(self, pop, other, is_duplicate):
+        if len(pop) * len(pop if other is None else other) <= self.dense_max:
+            return super()._do(pop, other, is_duplicate)
         eps = self.epsilon
         X = np.asarray(self.func(pop)).astype(float)
         Y = None if other is None else np.asarray(self.func(other)).astype(float)
