@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from pipeline_cli import ROOT, runs_of
+from pipeline_cli import run_script, runs_of
 
 # tiny networks: these tests check the mechanics, not what is learned
 SMALL_GAN = ["model.ngf=16", "model.ndf=16", "eval_samples=64", "sample_every=2", "eval_every=2"]
 
 
-def run_entry(script: str, args: list[str], uri: str, out: Path, env: dict[str, str] | None = None):
-    environ = os.environ | {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"} | (env or {})
-    command = [sys.executable, script, *args, f"hydra.run.dir={out}/run"]
-    return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
+def run_entry(script: str, args: list[str], uri: str, out: Path, env: dict[str, str] | None = None,
+              process: bool = False):
+    return run_script(script, args, uri, out, {"OMP_NUM_THREADS": "1"} | (env or {}), process)
 
 
 def gan_runs(uri: str):

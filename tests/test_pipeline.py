@@ -120,6 +120,7 @@ def test_other_generators_algorithms_and_augmented_scoring(store, tmp_path):
         assert run.data.params["choice.generator"] == "dcgan_shapes"
 
 
+@pytest.mark.process
 def test_ctrl_c_marks_the_run_killed(store, tmp_path):
     out = tmp_path
     args = [sys.executable, "run.py", "generations=100000", "experiment_name=interrupted", *MECHANICS_CLIP,

@@ -53,6 +53,7 @@ def uninterrupted(store, tmp_path_factory):
     return reference
 
 
+@pytest.mark.process
 def test_kill_9_then_same_command_resumes_the_same_run_with_identical_history(store, tmp_path, uninterrupted):
     args = [*ARGS, "algo=de", "experiment_name=killed"]
     proc, reached = interrupt_mid_run(args, store, tmp_path, "killed")
@@ -81,6 +82,7 @@ PACKED = [SLOW, "pop_size=16", "generations=12", "log_every=4", "checkpoint_ever
 PACK = ["-m", "algo=ga,de", "seed=0,1", "hydra.launcher.workers=1", *PACKED]
 
 
+@pytest.mark.process
 def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tmp_path, monkeypatch):
     args = [*PACK, "experiment_name=pack_killed"]
     proc, reached = interrupt_mid_run(args, store, tmp_path, "pack_killed")
@@ -115,6 +117,7 @@ def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tm
         assert history == reference[",".join(part for part in name.split(",") if part.split("=")[0] in ("algo", "seed"))]
 
 
+@pytest.mark.process
 def test_sigterm_marks_the_run_killed_and_the_rerun_finishes_it(store, tmp_path, uninterrupted):
     args = [*ARGS, "algo=ga", "experiment_name=terminated"]
     proc, _ = interrupt_mid_run(args, store, tmp_path, "terminated", how=signal.SIGTERM)
@@ -131,6 +134,7 @@ def test_sigterm_marks_the_run_killed_and_the_rerun_finishes_it(store, tmp_path,
     assert histories(client, runs[0].info.run_id) == uninterrupted("terminated_reference", ["algo=ga"])
 
 
+@pytest.mark.process
 def test_cmaes_resumes_by_replaying_from_the_seed(store, tmp_path, uninterrupted):
     """pymoo's CMA-ES state cannot be pickled; its checkpoint keeps the run and the generation."""
     args = [*ARGS, "algo=cmaes", "experiment_name=cmaes_killed"]
@@ -143,6 +147,7 @@ def test_cmaes_resumes_by_replaying_from_the_seed(store, tmp_path, uninterrupted
     assert histories(client, runs[0].info.run_id) == uninterrupted("cmaes_reference", ["algo=cmaes"])
 
 
+@pytest.mark.process
 def test_a_changed_config_does_not_resume_the_interrupted_run(store, tmp_path):
     args = [*ARGS, "algo=de", "experiment_name=changed"]
     interrupt_mid_run(args, store, tmp_path, "changed")
@@ -156,6 +161,7 @@ def test_a_changed_config_does_not_resume_the_interrupted_run(store, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_sweep_rerun_skips_finished_jobs_resumes_interrupted_ones_and_runs_the_rest(store, tmp_path):
     common = [SLOW, "pop_size=8", "generations=12", *MECHANICS_CLIP, "experiment_name=sweep_resume"]
     first = run_cli(["-m", "algo=ga,de", "seed=0", *common], store, tmp_path / "first", env=FAST)  # parallel jobs

@@ -75,6 +75,7 @@ def test_a_sweep_into_the_server_is_read_back_by_the_analysis_loader_and_not_run
     assert len(runs_of(server, "team")[1]) == 2
 
 
+@pytest.mark.process
 def test_kill_9_and_the_same_command_resumes_on_the_server(server, tmp_path):
     args = run_args(tmp_path, "team_killed", "algo=de")
     proc = start_cli(args, server, tmp_path / "killed", env=env(delay=0.25))
@@ -101,6 +102,7 @@ def test_server_down_at_start_is_one_line_and_creates_nothing(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.process
 def test_a_server_lost_mid_run_keeps_the_metrics_and_the_rerun_sends_them(server, tmp_path):
     """The run's own server goes away (SIGKILL) mid-run: the run stops after a bounded retry,
     keeping unsent metrics in its checkpoint; with the server back, the same command finishes it."""
