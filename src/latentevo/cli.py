@@ -9,7 +9,7 @@ import threading
 from typing import Callable
 
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from .errors import LatentevoError, storage_error
 
@@ -29,10 +29,13 @@ def terminate_as_interrupt() -> None:
 
 
 def one_line(err: BaseException) -> str:
-    """Hydra's config errors span several lines (e.g. the list of available options)."""
+    """Hydra's config errors span several lines (e.g. the list of available options), and a
+    value of the wrong type for the schema says which key only in its cause."""
     if isinstance(err, MissingConfigException) and err.options:
         first = str(err).strip().splitlines()[0]
         return f"{first}; available: {', '.join(err.options)}"
+    if isinstance(err.__cause__, ValidationError) and err.__cause__.full_key:
+        return f"{err.__cause__.full_key}: {str(err.__cause__.msg).strip().splitlines()[0]}"
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     return " ".join(lines) or type(err).__name__
 

@@ -87,29 +87,25 @@ def pack_key(cfg: DictConfig) -> str:
     return json.dumps(values, sort_keys=True, default=str)
 
 
-def _positive_int(cfg: DictConfig, key: str) -> int:
-    value = cfg[key]
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key} must be an integer >= 1, got {value!r}")
-    return value
+def _at_least(cfg: DictConfig, key: str, least: int, note: str = "") -> None:
+    """The schema (latentevo/schema.py) has made it an integer; its range is checked here."""
+    if cfg[key] < least:
+        raise ConfigError(f"{key} must be an integer >= {least}{note}, got {cfg[key]!r}")
 
 
 def validate(cfg: DictConfig) -> None:
     """Checks that need no model, so that bad input fails before anything is loaded."""
-    if not isinstance(cfg.prompt, str) or not cfg.prompt.strip():
+    if not cfg.prompt.strip():
         raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
     for key in ("generations", "pop_size", "log_every"):
-        _positive_int(cfg, key)
-    if cfg.batch_size != "auto":
-        _positive_int(cfg, "batch_size")
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ConfigError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+        _at_least(cfg, key, 1)
+    if cfg.batch_size != "auto" and (isinstance(cfg.batch_size, bool) or not isinstance(cfg.batch_size, int)
+                                     or cfg.batch_size < 1):
+        raise ConfigError(f"batch_size must be auto or an integer >= 1, got {cfg.batch_size!r}")
+    _at_least(cfg, "seed", 0)
     if cfg.threads is not None:
-        _positive_int(cfg, "threads")
-    if isinstance(cfg.checkpoint_every, bool) or not isinstance(cfg.checkpoint_every, int) or cfg.checkpoint_every < 0:
-        raise ConfigError(f"checkpoint_every must be an integer >= 0 (0: no checkpoints), got {cfg.checkpoint_every!r}")
-    if not isinstance(cfg.resume, bool):
-        raise ConfigError(f"resume must be true or false, got {cfg.resume!r}")
+        _at_least(cfg, "threads", 1)
+    _at_least(cfg, "checkpoint_every", 0, " (0: no checkpoints)")
     if cfg.device not in DEVICES:
         raise ConfigError(f"device must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
     algorithm_cls = get_class(cfg.algo._target_)

@@ -1,0 +1,36 @@
+"""The typed schema of run.py's top-level keys (a Hydra structured config): Hydra itself rejects
+a value of the wrong type (`seed=abc`, `resume=maybe`) before anything is loaded. What types
+cannot say (ranges, the algorithm's smallest population) `pipeline.spec.validate` checks."""
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+@dataclass
+class RunSchema:
+    """Types only: the values are conf/config.yaml's."""
+
+    prompt: str = MISSING
+    seed: int = MISSING
+    generations: int = MISSING
+    pop_size: int = MISSING
+    log_every: int = MISSING
+    experiment_name: str = MISSING
+    device: str = MISSING
+    threads: Optional[int] = MISSING
+    batch_size: Any = MISSING  # "auto" or an integer: OmegaConf has no union of the two
+    checkpoint_every: int = MISSING
+    resume: bool = MISSING
+    checkpoint_dir: Optional[str] = MISSING
+    weights: Optional[str] = MISSING
+    # the config groups: each option's own keys
+    generator: Any = MISSING
+    clip: Any = MISSING
+    algo: Any = MISSING
+    augment: Any = MISSING
+    evaluation: Any = None
+
+
+ConfigStore.instance().store(name="run_schema", node=RunSchema)
