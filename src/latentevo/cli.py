@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from typing import Callable
 
 from hydra.errors import HydraException, MissingConfigException
@@ -52,6 +53,12 @@ def check_encoding(argv: list[str]) -> None:
                                  "to UTF-8 (e.g. LANG=C.UTF-8)") from None
 
 
+def _raised_by_hydra(err: BaseException) -> bool:
+    """Hydra's override parser raises plain ValueErrors for some bad overrides (`group=null`)."""
+    frames = traceback.extract_tb(err.__traceback__)
+    return bool(frames) and f"{os.sep}hydra{os.sep}" in frames[-1].filename
+
+
 def exit_on_error(hydra_main: Callable[[], object]) -> None:
     # Let exceptions reach this function instead of Hydra's multi-line report.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
@@ -61,6 +68,12 @@ def exit_on_error(hydra_main: Callable[[], object]) -> None:
         hydra_main()
     except (LatentevoError, HydraException, OmegaConfBaseException) as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
+        sys.exit(1)
+    except ValueError as err:
+        if not _raised_by_hydra(err):
+            raise
+        hint = "; to leave a config group out, write ~group" if "Got NoneType" in str(err) else ""
+        print(f"error: {one_line(err)}{hint}", file=sys.stderr)
         sys.exit(1)
     except OSError as err:  # e.g. Hydra cannot create its output directory
         print(f"error: {storage_error(err)}", file=sys.stderr)
