@@ -19,11 +19,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from scipy.stats import bootstrap
 
+from latentevo.identity import IDENTITY_TAG
+
 from .load import DEFAULT_CACHE_DIR, artifact_file, client_for, search_finished
 
 PREDICTIONS, IMAGES = "eval_predictions.csv", "eval_images.npz"
-# params that say which job an evaluation run was, under the names the analysis uses
-IDENTITY = {
+# the params the evaluation tables group runs by, under the names the analysis uses (which job a
+# run was is its identity tag)
+COLUMNS = {
     "choice.algo": "algorithm",
     "choice.generator": "generator",
     "choice.evaluation": "evaluation",
@@ -48,8 +51,8 @@ BOOTSTRAP_SEED = 0
 class EvalRuns:
     experiment: str
     classes: list[str]  # in the evaluation config's order
-    runs: pd.DataFrame  # one row per run: run_id, artifact_uri, identity columns, eval_* metrics
-    predictions: pd.DataFrame  # one row per image: run_id, identity columns, the logged predictions
+    runs: pd.DataFrame  # one row per run: run_id, end_time, job (its identity), COLUMNS, eval_* metrics
+    predictions: pd.DataFrame  # one row per image: run_id, COLUMNS but target, the logged predictions
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -57,18 +60,18 @@ class EvalRuns:
 
 def run_table(runs) -> pd.DataFrame:
     """One row per run; a job run again counts once, its latest run kept."""
-    rows = [{"run_id": r.info.run_id, "end_time": r.info.end_time}
-            | {column: r.data.params.get(param) for param, column in IDENTITY.items()}
+    rows = [{"run_id": r.info.run_id, "end_time": r.info.end_time, "job": r.data.tags.get(IDENTITY_TAG)}
+            | {column: r.data.params.get(param) for param, column in COLUMNS.items()}
             | {"classes": r.data.params.get("evaluation.classes")}
             | {k: v for k, v in r.data.metrics.items() if k.startswith("eval_")}
             for r in runs if "choice.evaluation" in r.data.params]
     if not rows:
-        return pd.DataFrame(columns=["run_id", "end_time", *IDENTITY.values(), "classes"])
+        return pd.DataFrame(columns=["run_id", "end_time", "job", *COLUMNS.values(), "classes"])
     table = pd.DataFrame(rows)
     for column in ("seed", "generations", "pop_size"):
         table[column] = pd.to_numeric(table[column]).astype("Int64")
-    table = table.sort_values("end_time").drop_duplicates(list(IDENTITY.values()), keep="last")
-    return table.sort_values(list(IDENTITY.values())).reset_index(drop=True)
+    table = table.sort_values("end_time").drop_duplicates("job", keep="last")
+    return table.sort_values(list(COLUMNS.values())).reset_index(drop=True)
 
 
 def _predictions(client: MlflowClient, run_id: str, cache_dir: Path | None) -> pd.DataFrame:
@@ -92,8 +95,8 @@ def load_eval(experiment: str, uri: str | None = None, cache_dir: Path | None = 
     if cache is not None:
         cache.mkdir(parents=True, exist_ok=True)
     frames = [_predictions(client, run_id, cache).assign(run_id=run_id) for run_id in runs["run_id"]]
-    identity = runs[["run_id", *IDENTITY.values()]].drop(columns="target")
-    predictions = identity.merge(pd.concat(frames, ignore_index=True), on="run_id")
+    settings = runs[["run_id", *COLUMNS.values()]].drop(columns="target")
+    predictions = settings.merge(pd.concat(frames, ignore_index=True), on="run_id")
     classes = ast.literal_eval(runs["classes"].iloc[-1])
     seen = [c for c in classes if c in set(runs["target"])]
     return EvalRuns(experiment, seen, runs, predictions)

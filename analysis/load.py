@@ -1,5 +1,5 @@
-"""MLflow runs -> tidy pandas frames: one row per run (its identity and final metrics), and one
-row per run x generation (its identity and every metric logged at that generation).
+"""MLflow runs -> tidy pandas frames: one row per run (its settings and final metrics), and one
+row per run x generation (its settings and every metric logged at that generation).
 
     runs = load_runs("ga_vs_de")
     runs.history.query("algorithm == 'ga'").groupby("generation")["best_cos_sim"].mean()
@@ -20,12 +20,14 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
+from latentevo.identity import IDENTITY_TAG
 from latentevo.tracking import tracking_uri
 from latentevo.tracking.store import PROJECT_DIR
 
 DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "analysis"
-# params that say which job a run was, under the names the analysis uses
-IDENTITY = {
+# the params the analysis groups and plots runs by, under the names it uses (which job a run was
+# is its identity tag, latentevo.identity)
+COLUMNS = {
     "choice.algo": "algorithm",
     "choice.generator": "generator",
     "prompt": "prompt",
@@ -35,7 +37,7 @@ IDENTITY = {
 }
 INT_COLUMNS = ("seed", "generations", "pop_size")
 # the run table's columns before its metrics
-BASE_COLUMNS = ["run_id", "end_time", "artifact_uri", *IDENTITY.values()]
+BASE_COLUMNS = ["run_id", "end_time", "artifact_uri", "job", *COLUMNS.values()]
 # MLflow's largest page for search_runs
 PAGE_SIZE = 1000
 # concurrent metric-history requests: each is one small store query
@@ -45,8 +47,8 @@ HISTORY_WORKERS = 8
 @dataclass
 class Runs:
     experiment: str
-    runs: pd.DataFrame  # one row per run: run_id, identity columns, final value of every metric
-    history: pd.DataFrame  # one row per run x generation: run_id, identity columns, generation, metrics
+    runs: pd.DataFrame  # one row per run: run_id, job (its identity), COLUMNS, final value of every metric
+    history: pd.DataFrame  # one row per run x generation: run_id, COLUMNS, generation, metrics
 
     def __len__(self) -> int:
         return len(self.runs)
@@ -77,8 +79,9 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run; a job run again (same identity) counts once, its latest run kept, so
     that a re-run sweep does not weigh some seeds twice."""
     rows = [
-        {"run_id": r.info.run_id, "end_time": r.info.end_time, "artifact_uri": r.info.artifact_uri}
-        | {column: r.data.params.get(param) for param, column in IDENTITY.items()}
+        {"run_id": r.info.run_id, "end_time": r.info.end_time, "artifact_uri": r.info.artifact_uri,
+         "job": r.data.tags.get(IDENTITY_TAG)}
+        | {column: r.data.params.get(param) for param, column in COLUMNS.items()}
         | r.data.metrics
         for r in runs
     ]
@@ -86,8 +89,8 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
     table = table.reindex(columns=[*BASE_COLUMNS, *sorted(set(table.columns) - set(BASE_COLUMNS))])
     for column in INT_COLUMNS:
         table[column] = pd.to_numeric(table[column]).astype("Int64")
-    table = table.sort_values("end_time").drop_duplicates(list(IDENTITY.values()), keep="last")
-    return table.sort_values(list(IDENTITY.values())).reset_index(drop=True)
+    table = table.sort_values("end_time").drop_duplicates("job", keep="last")
+    return table.sort_values(list(COLUMNS.values())).reset_index(drop=True)
 
 
 def _histories(client: MlflowClient, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -128,7 +131,7 @@ def load_runs(
     client, uri = client_for(uri)
     runs = run_table(search_finished(client, experiment, filter_string))
     if runs.empty:
-        return Runs(experiment, runs, pd.DataFrame(columns=["run_id", *IDENTITY.values(), "generation"]))
+        return Runs(experiment, runs, pd.DataFrame(columns=["run_id", *COLUMNS.values(), "generation"]))
     metrics = list(runs.columns[len(BASE_COLUMNS):])
     if cache_dir is None:
         history = _histories(client, runs, metrics)
@@ -142,8 +145,8 @@ def load_runs(
             history.to_pickle(cache)
             for old in stale:
                 old.unlink()
-    identity = runs[["run_id", *IDENTITY.values()]]
-    history = identity.merge(history, on="run_id", how="inner").sort_values([*IDENTITY.values(), "generation"])
+    settings = runs[["run_id", *COLUMNS.values()]]
+    history = settings.merge(history, on="run_id", how="inner").sort_values([*COLUMNS.values(), "generation"])
     return Runs(experiment, runs, history.reset_index(drop=True))
 
 

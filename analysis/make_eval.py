@@ -32,9 +32,9 @@ from latentevo.tracking.store import PROJECT_DIR
 from . import eval as E
 from . import eval_figures as EF
 from .figures import ALGORITHM_COLOURS, _ordered, algorithm_name
-from .load import DEFAULT_CACHE_DIR, client_for, search_finished
+from .load import DEFAULT_CACHE_DIR
 from .stats import markdown
-from .sweeps import _parse, sweep_jobs
+from .sweeps import missing_jobs
 
 SHAPES_WORLD = ("eval_shapes", "eval_colours", "eval_dcgan")
 REAL = ("eval_imagenet", "eval_cifar10")
@@ -63,26 +63,6 @@ class Output:
 
 
 # --- which jobs are missing --------------------------------------------------------------------
-
-
-def job_identity(cfg, job: list[str]) -> tuple[str, ...]:
-    """The job's values of the evaluation identity params (analysis.eval.IDENTITY), as MLflow
-    stores them."""
-    choices = cfg.hydra.runtime.choices
-    values = {"choice.algo": choices.algo, "choice.generator": choices.generator,
-              "choice.evaluation": choices.evaluation, "evaluation.template": str(cfg.evaluation.template)}
-    values |= {key: str(cfg[key]) for key in ("seed", "generations", "pop_size")}
-    for override in _parse(job):
-        key = override.key_or_group
-        values[f"choice.{key}" if key in choices else key] = str(override.value())
-    return tuple(values[key] for key in E.IDENTITY)
-
-
-def missing_jobs(name: str, overrides: list[str], uri: str | None = None) -> list[list[str]]:
-    cfg, jobs = sweep_jobs(name, overrides)
-    done = E.run_table(search_finished(client_for(uri)[0], cfg.experiment_name))
-    done_ids = {tuple(str(v) for v in row) for row in done[list(E.IDENTITY.values())].itertuples(index=False)}
-    return [job for job in jobs if job_identity(cfg, job) not in done_ids]
 
 
 def run_missing(name: str, overrides: list[str], sweep_dir: Path | None) -> int:

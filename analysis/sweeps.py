@@ -1,5 +1,7 @@
 """Which jobs of an experiment's sweep (conf/experiment/<name>.yaml plus overrides) have no
-finished run in the store yet, and running just those."""
+finished run in the store yet, and running just those. A job is done as run.py decides it: its
+config, composed as `run.py -m` composes it, has a FINISHED run of its identity
+(`latentevo.identity`)."""
 
 from __future__ import annotations
 
@@ -12,11 +14,15 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig
+from mlflow import MlflowClient
+from omegaconf import DictConfig, open_dict
 
+from latentevo.errors import LatentevoError
+from latentevo.identity import finished_run, job_identity
+from latentevo.pipeline import RunSpec
 from latentevo.tracking.store import PROJECT_DIR
 
-from .load import IDENTITY, client_for, run_table, search_finished
+from .load import client_for
 
 CONF_DIR = PROJECT_DIR / "conf"
 
@@ -40,23 +46,34 @@ def sweep_jobs(name: str, overrides: list[str] = ()) -> tuple[DictConfig, list[l
     return cfg, BasicSweeper.split_arguments(_parse([*params, *overrides]), None)[0]
 
 
-def job_identity(cfg: DictConfig, job: list[str]) -> tuple[str, ...]:
-    """The job's values of the identity params (analysis.load.IDENTITY), as MLflow stores them."""
-    groups = set(cfg.hydra.runtime.choices)
-    values = {"choice.algo": cfg.hydra.runtime.choices.algo, "choice.generator": cfg.hydra.runtime.choices.generator}
-    values |= {key: str(cfg[key]) for key in IDENTITY if not key.startswith("choice.")}
-    for override in _parse(job):
-        key = override.key_or_group
-        values[f"choice.{key}" if key in groups else key] = str(override.value())
-    return tuple(values[key] for key in IDENTITY)
+def job_specs(name: str, overrides: list[str] = ()) -> list[tuple[list[str], RunSpec | None]]:
+    """Each job of the sweep with its config as run.py runs it, or None where run.py would refuse
+    it (it says why when it runs)."""
+    _, jobs = sweep_jobs(name, overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return [(job, _spec(name, job)) for job in jobs]
+
+
+def _spec(name: str, job: list[str]) -> RunSpec | None:
+    cfg = compose("config", overrides=[f"experiment={name}", *job], return_hydra_config=True)
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
+    with open_dict(cfg):
+        del cfg["hydra"]
+    try:
+        return RunSpec.of(cfg, " ".join(job), job, choices)
+    except LatentevoError:
+        return None
+
+
+def is_done(client: MlflowClient, spec: RunSpec) -> bool:
+    experiment = client.get_experiment_by_name(spec.cfg.experiment_name)
+    return experiment is not None and finished_run(client, experiment.experiment_id, job_identity(spec.cfg)) is not None
 
 
 def missing_jobs(name: str, overrides: list[str] = (), uri: str | None = None) -> list[list[str]]:
-    """The jobs of the sweep with no finished run of the same identity in the store."""
-    cfg, jobs = sweep_jobs(name, overrides)
-    done = run_table(search_finished(client_for(uri)[0], cfg.experiment_name))
-    done_ids = {tuple(str(v) for v in row) for row in done[list(IDENTITY.values())].itertuples(index=False)}
-    return [job for job in jobs if job_identity(cfg, job) not in done_ids]
+    """The jobs of the sweep with no FINISHED run of their identity in the store."""
+    client, _ = client_for(uri)
+    return [job for job, spec in job_specs(name, overrides) if spec is None or not is_done(client, spec)]
 
 
 def run_missing(name: str, overrides: list[str] = (), uri: str | None = None, sweep_dir: Path | None = None) -> int:

@@ -145,20 +145,26 @@ class SlurmLauncher(PackedLauncher):
     def _skip_finished(self, jobs: Sequence[DictConfig]) -> dict[int, JobReturn]:
         """The jobs whose run already FINISHED, as the pack would skip them, so that no Slurm task
         is spent on them."""
+        from latentevo.errors import LatentevoError
+        from latentevo.identity import finished_run, job_identity
+        from latentevo.pipeline import RunSpec
         from latentevo.pipeline.pack import skipped_line
-        from latentevo.resume import Job
-        from latentevo.tracking import open_experiment, tracking_uri
+        from latentevo.tracking import open_experiment
 
-        uri, experiments, skipped = tracking_uri(), {}, {}
+        experiments, skipped = {}, {}
         for job in jobs:
             HydraConfig.instance().set_config(job)
             task = _task_config(job)
             if not task.resume:
                 continue
+            try:
+                spec = RunSpec.of(task, job.hydra.job.override_dirname or "defaults")
+            except LatentevoError:  # its pack says why, with the job's name
+                continue
             if task.experiment_name not in experiments:
                 experiments[task.experiment_name] = open_experiment(task.experiment_name)
             client, experiment_id = experiments[task.experiment_name]
-            done = Job.of(task, uri).finished_run(client, experiment_id)
+            done = finished_run(client, experiment_id, job_identity(spec.cfg))
             if done is not None:
                 label = f"job {job.hydra.job.num + 1}/{self.sweep_size} "
                 print(skipped_line(label, job.hydra.job.override_dirname or "defaults", done.info.run_id))

@@ -15,7 +15,9 @@ from torchvision.models import ResNet50_Weights, resnet50
 
 from ..errors import ConfigError
 from ..models.classifier import shapes_classifier
-from ..models.pretrained import load_checkpoint, load_into, locate, locate_or_download
+from ..identity import reads_weights
+from ..models.pretrained import load_checkpoint, load_into, locate, locate_or_download, weights_dir
+from ..models.weights import reads_world_model
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 
 
@@ -36,6 +38,7 @@ class Classifier(nn.Module, ABC):
 # --- shapes world ------------------------------------------------------------------------------
 
 
+@reads_world_model("classifier")
 class ShapesAttributeClassifier(Classifier):
     """One attribute head (shape, colour, ...) of the shapes world's independent classifier."""
 
@@ -61,6 +64,7 @@ def _download(url: str, path: Path) -> None:
     torch.hub.download_url_to_file(url, str(path), progress=False)
 
 
+@reads_weights(lambda random_init, weights: [] if random_init else [weights_dir(weights) / RESNET50_FILE])
 class ImageNetResNet50(Classifier):
     """torchvision's ResNet-50 (IMAGENET1K_V1) over the 1000 ImageNet classes, with its own
     preprocessing (resize 256, centre crop 224, ImageNet mean/std)."""
@@ -118,6 +122,7 @@ def cifar10_how_to_get() -> str:
     return "run `make cifar10-classifier` (trains it on CIFAR-10) or save a Cifar10Net state dict as safetensors"
 
 
+@reads_weights(lambda random_init, weights: [] if random_init else [weights_dir(weights) / CIFAR10_FILE])
 class Cifar10CNN(Classifier):
     """Cifar10Net over the CIFAR-10 classes; images are resized to 32 px (antialiased)."""
 

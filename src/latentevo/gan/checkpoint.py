@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..errors import WeightsError
+from ..identity import reads_weights
 from ..models.base import Generator
 from ..models.dcgan import DCGANNetG
 from ..models.pretrained import load_checkpoint, load_into
@@ -35,11 +36,16 @@ def resolve(path: str | Path) -> Path:
     return path if path.is_absolute() else PROJECT_DIR / path
 
 
+def network_files(path: str | Path) -> list[Path]:
+    """The weights and the JSON of the network saved at `path`."""
+    path = resolve(path)
+    return [path, path.with_suffix(".json")]
+
+
 def load_network(path: str | Path, kind: str | None = None) -> torch.nn.Module:
     """The network saved at `path` (eval mode); a missing, corrupt or mismatched file is one
     WeightsError line."""
-    path = resolve(path)
-    meta = path.with_suffix(".json")
+    path, meta = network_files(path)
     if not path.is_file() or not meta.is_file():
         raise WeightsError(f"no trained network at {path} (or its {meta.name}); {TRAIN_HINT}")
     try:
@@ -67,6 +73,7 @@ class TrainedGenerator(Generator):
         return (self.net(z) + 1) / 2
 
 
+@reads_weights(lambda path, **_: network_files(path))
 def trained_generator(path: str, latent_bound: float = 3.0) -> TrainedGenerator:
     net = load_network(path)
     if isinstance(net, RealnessCNN):

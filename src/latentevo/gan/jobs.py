@@ -4,10 +4,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -17,23 +17,25 @@ import torchvision
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from .. import identity
 from ..errors import ConfigError, LatentevoError, storage_error
 from ..pipeline.grids import MIN_TILE
 from ..pipeline.models import build, seed_everything
 from ..pipeline.spec import run_params
 from ..models.classifier import ShapesClassifier, shapes_classifier
+from ..models.pretrained import weights_dir
+from ..models.weights import world_files
 from ..search import evolve
 from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run
 from . import checkpoint
 from .adversarial import DCGANTrainer, EGANTrainer, GANConfig
 from .datasets import ImageSource, image_source
-from .fid import fd_classifier, fid, fid_inception_net
+from .fid import INCEPTION_FILE, fd_classifier, fid, fid_inception_net
 from .pixel_ga import PixelProblem, facegen_ga
 from .realness import RealnessConfig, RealnessTrainer
 from .vae import VAEConfig, VAETrainer
 
 INCEPTION_MODES = ("auto", True, False)
-CONFIG_TAG = "latentevo.gan_config"
 #: samples in the table's like-for-like Fréchet distance: the pixel GA's population
 TABLE_SAMPLES = 100
 
@@ -57,19 +59,29 @@ def exit_one_line(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
     return wrapped
 
 
-def config_hash(cfg: DictConfig) -> str:
-    return hashlib.sha1(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest()
+def loaded_files(cfg: DictConfig) -> list[Path]:
+    """The weight files a train.py or pixel_ga.py job loads outside its config's models: the
+    quality classifier, FID's Inception (when it is there), FaceGen's realness CNN."""
+    files = world_files("classifier") if cfg.quality.classifier else []
+    if cfg.quality.get("inception", False) is not False:
+        files.append(weights_dir(cfg.quality.weights) / INCEPTION_FILE)
+    if cfg.get("fitness") == "realness":
+        files += checkpoint.network_files(cfg.realness)
+    return files
+
+
+def job_identity(cfg: DictConfig) -> str:
+    return identity.job_identity(cfg, loaded_files(cfg))
 
 
 def finished_run(cfg: DictConfig) -> str | None:
-    """The id of a FINISHED run of exactly this config, when `skip_finished` allows reusing it:
-    `make egan` and `make facegen` share their DCGAN, and a second `make` trains nothing."""
+    """The id of a FINISHED run of this job, when `skip_finished` allows reusing it: `make egan`
+    and `make facegen` share their DCGAN, and a second `make` trains nothing."""
     if not cfg.skip_finished:
         return None
     client, experiment_id = open_experiment(cfg.experiment_name)
-    runs = client.search_runs([experiment_id], f"tags.`{CONFIG_TAG}` = '{config_hash(cfg)}' and attributes.status = 'FINISHED'",
-                              max_results=1)
-    return runs[0].info.run_id if runs else None
+    run = identity.finished_run(client, experiment_id, job_identity(cfg))
+    return run.info.run_id if run else None
 
 
 @contextmanager
@@ -78,7 +90,7 @@ def tracked(cfg: DictConfig, source_name: str) -> Iterator[RunLogger]:
     client, experiment_id = open_experiment(cfg.experiment_name)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
     tags = provenance_tags() | {"hydra_overrides": " ".join(hydra_cfg.overrides.task), "mlflow.source.name": source_name,
-                                CONFIG_TAG: config_hash(cfg)}
+                                identity.IDENTITY_TAG: job_identity(cfg)}
     with tracked_run(client, experiment_id, hydra_cfg.job.override_dirname or "defaults", tags) as tracker:
         tracker.log_params(run_params(cfg, choices))
         tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")

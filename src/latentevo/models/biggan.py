@@ -28,7 +28,8 @@ from torch.nn.utils.spectral_norm import SpectralNorm
 from ..errors import ConfigError
 from .base import Generator
 from .precision import autocast, check_precision, memory_format
-from .pretrained import load_checkpoint, load_into, locate_or_download
+from ..identity import reads_weights
+from .pretrained import load_checkpoint, load_into, locate_or_download, weights_dir
 
 Z_DIM = 128
 NUM_CLASSES = 1000
@@ -90,14 +91,17 @@ def _download(url: str, path: Path) -> None:
         http_get(url, f)
 
 
+def weights_file(size: int) -> str:
+    return f"biggan-deep-{size}-pytorch_model.bin"
+
+
 def weights_path(size: int, weights: str | Path | None) -> Path:
     """The BigGAN-deep-<size> weights file, downloaded into the weights directory if need be."""
-    name = f"biggan-deep-{size}"
-    url = PRETRAINED_MODEL_ARCHIVE_MAP[name]
-    return locate_or_download(f"BigGAN-deep-{size}", f"{name}-pytorch_model.bin", weights, HOW_TO_GET.format(url=url),
-                              url, _download)
+    url = PRETRAINED_MODEL_ARCHIVE_MAP[f"biggan-deep-{size}"]
+    return locate_or_download(f"BigGAN-deep-{size}", weights_file(size), weights, HOW_TO_GET.format(url=url), url, _download)
 
 
+@reads_weights(lambda size, random_init, weights, **_: [] if random_init else [weights_dir(weights) / weights_file(size)])
 class BigGANDeepGenerator(Generator):
     """BigGAN-deep 128/256/512 as a search space (see the module docstring)."""
 

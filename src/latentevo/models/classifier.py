@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
-from .weights import WORLD_DIR, load_state, load_world_model
+from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 
 INPUT_SIZE = 64
 
@@ -52,6 +52,7 @@ class ShapesClassifier(nn.Module):
         return {a: logits.softmax(-1) for a, logits in self(images).items()}
 
 
+@reads_world_model("classifier")
 def shapes_classifier(random_init: bool = False, weights_dir: str | Path = WORLD_DIR) -> ShapesClassifier:
     if random_init:
         return ShapesClassifier().eval()

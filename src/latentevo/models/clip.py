@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError
 from .base import Scorer
-from .weights import WORLD_DIR, load_state, load_world_model
+from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # The project's own architectures, registered with open_clip's model registry at import.
@@ -62,6 +62,7 @@ class OpenClipScorer(Scorer):
         return F.normalize(features.float(), dim=-1)
 
 
+@reads_world_model("clip")
 def shapes_clip(random_init: bool = False, weights_dir: str | Path = WORLD_DIR) -> OpenClipScorer:
     """The shapes-world mini-CLIP, from the committed weights (or randomly initialised)."""
     model = build_open_clip(WORLD_CLIP)

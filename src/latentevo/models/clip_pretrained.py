@@ -24,7 +24,8 @@ from safetensors import SafetensorError
 from ..errors import ConfigError, WeightsError
 from .clip import OpenClipScorer
 from .precision import autocast, check_precision
-from .pretrained import locate_or_download
+from ..identity import reads_weights
+from .pretrained import locate_or_download, weights_dir
 
 HUB_URL = "https://huggingface.co"
 # open_clip's hub repos hold the weights under this name (and a pickled .bin twin)
@@ -54,18 +55,36 @@ def _hub_download(repo_id: str, filename: str):
     return download
 
 
-def checkpoint_path(model_name: str, pretrained: str, cfg: dict, weights: str | None) -> Path:
-    """Where the pair's weights are (downloading them first when possible)."""
-    label = f"CLIP {model_name} ({pretrained})"
+def hub_file(model_name: str, pretrained: str, cfg: dict) -> tuple[str, str]:
+    """The pair's Hugging Face repo and the file in it."""
     hub = cfg.get("hf_hub", "")
     if not hub:
-        raise ConfigError(f"{label} has no Hugging Face hub source in open_clip; give pretrained=<file> instead")
+        raise ConfigError(f"CLIP {model_name} ({pretrained}) has no Hugging Face hub source in open_clip; "
+                          "give pretrained=<file> instead")
     # 'org/repo/' names the repo (default file), 'org/repo/file' one file in it
-    repo_id, filename = (hub.rstrip("/"), HUB_FILE) if hub.endswith("/") else os.path.split(hub)
-    relative = f"open_clip/{repo_id}/{filename}"
+    return (hub.rstrip("/"), HUB_FILE) if hub.endswith("/") else os.path.split(hub)
+
+
+def relative_path(repo_id: str, filename: str) -> str:
+    """Where a hub file goes in the weights directory."""
+    return f"open_clip/{repo_id}/{filename}"
+
+
+def checkpoint_path(model_name: str, pretrained: str, cfg: dict, weights: str | None) -> Path:
+    """Where the pair's weights are (downloading them first when possible)."""
+    repo_id, filename = hub_file(model_name, pretrained, cfg)
     url = f"{HUB_URL}/{repo_id}"
     how = f"download {filename} from {url}/tree/main"
-    return locate_or_download(label, relative, weights, how, url, _hub_download(repo_id, filename))
+    return locate_or_download(f"CLIP {model_name} ({pretrained})", relative_path(repo_id, filename), weights, how, url,
+                              _hub_download(repo_id, filename))
+
+
+def weight_files(model_name: str, pretrained: str, random_init: bool, weights: str | None, **_) -> list[Path]:
+    """The checkpoint `pretrained_clip` loads: the file given, else the tag's in the weights directory."""
+    given_file = Path(str(pretrained)).expanduser()
+    if random_init or given_file.is_file():
+        return [] if random_init else [given_file]
+    return [weights_dir(weights) / relative_path(*hub_file(model_name, pretrained, tag_config(model_name, pretrained)))]
 
 
 def load_weights(model: torch.nn.Module, path: Path, label: str) -> None:
@@ -92,6 +111,7 @@ class PrecisionClipScorer(OpenClipScorer):
             return super().embed_images(images)
 
 
+@reads_weights(weight_files)
 def pretrained_clip(model_name: str = "ViT-B-32", pretrained: str = "openai", random_init: bool = False,
                     weights: str | None = None, precision: str = "fp32") -> OpenClipScorer:
     """An open_clip model with published weights; `pretrained` is a tag open_clip knows (e.g.

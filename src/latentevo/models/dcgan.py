@@ -10,7 +10,7 @@ from torch import nn
 
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from .base import Generator
-from .weights import WORLD_DIR, load_state, load_world_model
+from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 
 # The attributes a shapes-world DCGAN can be conditioned on: every one a caption can name.
 WORLD_CLASSES = {name: len(ATTRIBUTE_VALUES[name]) for name in ATTRIBUTES}
@@ -139,6 +139,7 @@ class DCGANGenerator(Generator):
         return (self.net(z) + 1) / 2
 
 
+@reads_world_model("dcgan")
 def dcgan_shapes(random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0) -> DCGANGenerator:
     """The DCGAN trained on shapes-world renders (or the same network randomly initialised)."""
     if random_init:

@@ -24,7 +24,8 @@ from torch import nn
 from ..errors import ConfigError, WeightsError
 from .base import Generator
 from .precision import autocast, check_precision, memory_format
-from .pretrained import load_checkpoint, load_into, locate
+from ..identity import reads_weights
+from .pretrained import load_checkpoint, load_into, locate, weights_dir
 
 # The published models and their output sizes (LSUN car: 512x384 content inside a 512x512 frame).
 DATASETS = {"ffhq": 1024, "car": 512, "church": 256, "cat": 256}
@@ -248,8 +249,12 @@ class StyleGAN2Network(nn.Module):
         return skip
 
 
+def weights_file(dataset: str) -> str:
+    return f"stylegan2-{dataset}-config-f.pt"
+
+
 def weights_path(dataset: str, weights: str | None) -> Path:
-    return locate(model_label(dataset), f"stylegan2-{dataset}-config-f.pt", weights, HOW_TO_GET.format(dataset=dataset))
+    return locate(model_label(dataset), weights_file(dataset), weights, HOW_TO_GET.format(dataset=dataset))
 
 
 def model_label(dataset: str) -> str:
@@ -268,6 +273,7 @@ def load_network(network: StyleGAN2Network, dataset: str, path: Path) -> torch.T
     return None if latent_avg is None else torch.as_tensor(latent_avg, dtype=torch.float32).reshape(-1)
 
 
+@reads_weights(lambda dataset, random_init, weights, **_: [] if random_init else [weights_dir(weights) / weights_file(dataset)])
 class StyleGAN2Generator(Generator):
     """StyleGAN2 config-f as a search space.
 

@@ -11,6 +11,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from ..errors import WeightsError
+from ..identity import reads_weights
 
 WORLD_DIR = Path(__file__).resolve().parent.parent / "assets" / "world"
 MANIFEST = "MANIFEST.sha256"
@@ -40,6 +41,16 @@ def write_manifest(directory: Path) -> None:
     (directory / MANIFEST).write_text("\n".join(lines) + "\n")
 
 
+def world_files(name: str, directory: str | Path = WORLD_DIR) -> list[Path]:
+    """World model `name`'s weights and config files."""
+    return [Path(directory) / f"{name}.safetensors", Path(directory) / f"{name}.json"]
+
+
+def reads_world_model(name: str):
+    """Marks a builder taking `random_init` (and `weights_dir`) as reading world model `name`."""
+    return reads_weights(lambda random_init=False, weights_dir=WORLD_DIR, **_: [] if random_init else world_files(name, weights_dir))
+
+
 def verified_path(name: str, directory: Path = WORLD_DIR) -> Path:
     """Path of a world model file after checking it exists and matches the manifest."""
     path = directory / name
@@ -55,8 +66,8 @@ def verified_path(name: str, directory: Path = WORLD_DIR) -> Path:
 
 def load_world_model(name: str, directory: Path = WORLD_DIR) -> tuple[dict[str, torch.Tensor], dict]:
     """State dict (float32) and JSON config of a verified world model `<name>.safetensors/.json`."""
-    weights = verified_path(f"{name}.safetensors", directory)
-    config = json.loads(verified_path(f"{name}.json", directory).read_text())
+    weights, config_file = (verified_path(path.name, directory) for path in world_files(name, directory))
+    config = json.loads(config_file.read_text())
     try:
         state = load_file(weights)
     except (SafetensorError, OSError) as err:

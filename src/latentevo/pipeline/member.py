@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from ..models.base import Generator
-from ..resume import IDENTITY_TAG, Job
+from ..identity import IDENTITY_TAG, finished_run
+from ..resume import Job
 from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, state_is_picklable, tell, to_evaluate
 from ..tracking import RunLogger, tracked_run
 from .models import Models, Request, build
@@ -51,7 +52,7 @@ class PackedRun:
         lock.enter_context(job.lock())
         run = cls(spec, models, job, lock)
         try:
-            done = job.finished_run(client, experiment_id) if spec.cfg.resume else None
+            done = finished_run(client, experiment_id, job.identity) if spec.cfg.resume else None
             if done is not None:
                 job.discard()
                 lock.close()
@@ -78,7 +79,7 @@ class PackedRun:
             self.random.restore(state["rng"])
         self.observers = observers_of(cfg, ground_truth(models.generator, cfg.prompt), evaluation)
 
-        tags = tags | {"hydra_overrides": " ".join(self.spec.overrides), IDENTITY_TAG: self.job.config_hash}
+        tags = tags | {"hydra_overrides": " ".join(self.spec.overrides), IDENTITY_TAG: self.job.identity}
         self.tracker = self._tracking.enter_context(
             tracked_run(client, experiment_id, self.spec.name, tags, resume_run_id=state and state["run_id"]))
         if state is None:
