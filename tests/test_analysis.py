@@ -10,13 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from mlflow.entities import Metric, Param
+from mlflow.entities import Metric, Param, RunTag
 from scipy.stats import mannwhitneyu
 
 from analysis import figures, load, stats
 from analysis.load import load_runs
 from analysis.make_figures import EXPERIMENTS
 from analysis.sweeps import missing_jobs
+from latentevo.identity import IDENTITY_TAG
 from latentevo.pipeline.measures import ground_truth
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.tracking import open_experiment
@@ -88,7 +89,8 @@ def test_history_cache_is_used_until_the_runs_change(store, tmp_path, monkeypatc
     def finished_run(seed: int) -> None:
         run_id = client.create_run(experiment_id).info.run_id
         client.log_batch(run_id, params=[Param("choice.algo", "ga"), Param("seed", str(seed))],
-                         metrics=[Metric("best_cos_sim", 0.1 * g, 0, g) for g in range(3)])
+                         metrics=[Metric("best_cos_sim", 0.1 * g, 0, g) for g in range(3)],
+                         tags=[RunTag(IDENTITY_TAG, f"seed {seed}")])
         client.set_terminated(run_id, "FINISHED")
 
     finished_run(0)

@@ -10,9 +10,11 @@ from omegaconf import OmegaConf
 
 from analysis import eval as E
 from analysis import make_eval
+from analysis.sweeps import job_specs, missing_jobs
 from latentevo.errors import ConfigError, WeightsError
 from latentevo.evaluation import train_cifar10
 from latentevo.evaluation.evaluate import evaluation_prompt
+from latentevo.pipeline.spec import run_params
 from latentevo.evaluation.classifiers import (
     CIFAR10_LABELS, RESNET50_FILE, Cifar10CNN, Cifar10Net, ImageNetResNet50, ShapesAttributeClassifier,
     save_cifar10_weights,
@@ -38,7 +40,7 @@ def built(tmp_path_factory):
         patch.setenv("MLFLOW_TRACKING_URI", uri)
         skipped = make_eval.build(root / "out", ["eval_shapes"], {"eval_shapes": QUICK}, run=True,
                                   cache_dir=root / "cache", sweep_dir=root / "sweeps")
-        missing_after = make_eval.missing_jobs("eval_shapes", QUICK, uri)
+        missing_after = missing_jobs("eval_shapes", QUICK, uri)
     assert skipped == []
     return uri, root / "out", missing_after
 
@@ -244,11 +246,20 @@ def test_bad_evaluation_config_is_one_line_and_leaves_no_run(store, tmp_path, ar
     assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
+def recorded_params(experiment: str):
+    """The experiment's config, and its jobs' params as run.py would log them, named as the
+    evaluation tables name them."""
+    specs = [spec for _, spec in job_specs(experiment)]
+    assert None not in specs  # run.py takes every job
+    params = [{k: str(v) for k, v in run_params(spec.cfg, spec.choices).items()} for spec in specs]
+    runs = pd.DataFrame([{column: p[param] for param, column in E.COLUMNS.items()} for p in params])
+    return specs[0].cfg, runs
+
+
 @pytest.mark.parametrize("experiment, dataset", [("eval_imagenet", "imagenet"), ("eval_cifar10", "cifar10")])
 def test_real_model_sweeps_are_the_thesis_configuration(experiment, dataset):
     """Their 80 jobs, as the store would record them, are what the thesis's table is compared with."""
-    cfg, jobs = make_eval.sweep_jobs(experiment, [])
-    runs = pd.DataFrame([make_eval.job_identity(cfg, job) for job in jobs], columns=list(E.IDENTITY.values()))
+    cfg, runs = recorded_params(experiment)
     assert len(runs) == 80 and runs["pop_size"].eq("64").all()
     runs["pop_size"] = runs["pop_size"].astype(int)
     assert E.thesis_comparison(runs, list(cfg.evaluation.classes)) == (dataset, [])
@@ -257,8 +268,7 @@ def test_real_model_sweeps_are_the_thesis_configuration(experiment, dataset):
 
 @pytest.mark.parametrize("experiment, jobs", [("eval_shapes", 192), ("eval_colours", 64), ("eval_dcgan", 48)])
 def test_shapes_world_sweeps_are_population_64_times_8_repetitions(experiment, jobs):
-    cfg, sweep = make_eval.sweep_jobs(experiment, [])
-    runs = pd.DataFrame([make_eval.job_identity(cfg, job) for job in sweep], columns=list(E.IDENTITY.values()))
+    cfg, runs = recorded_params(experiment)
     assert len(runs) == jobs and runs["pop_size"].eq("64").all()
     assert runs.groupby(["algorithm", "target"])["seed"].nunique().eq(8).all()
     assert set(runs["target"]) == set(cfg.evaluation.classes)

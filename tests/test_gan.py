@@ -67,6 +67,19 @@ def test_training_finishes_with_its_metrics_samples_and_weights(store, trained, 
         assert grids == {"samples/iter_000002.png", "samples/iter_000003.png"}
 
 
+def test_a_trained_job_run_again_with_other_threads_is_skipped(store, trained, monkeypatch, capsys):
+    """threads say how train.py runs, not what it trains: the same job, so nothing is trained."""
+    results, weights = trained
+    assert results["dcgan"].returncode == 0, results["dcgan"].stderr[-2000:]
+    _, run = finished_run(store, "dcgan")
+    runs_before = len(gan_runs(store)[1])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    args = ["model=dcgan", "model.iterations=3", "model.batch_size=8", *SMALL_GAN, f"save={weights}/dcgan.safetensors"]
+    assert np.isnan(jobs.train(compose_train([*args, "threads=2"])))
+    assert f"skipped: MLflow run {run.info.run_id} trained this config" in capsys.readouterr().out
+    assert len(gan_runs(store)[1]) == runs_before
+
+
 def test_egan_logs_the_fittest_child_as_the_winner(store, trained):
     client, run = finished_run(store, "egan")
     fitness = {m: history(client, run.info.run_id, f"fitness_{m}") for m in MUTATION_NAMES}
