@@ -56,7 +56,8 @@ def test_a_weight_files_contents_are_the_identity_not_its_directory(tmp_path):
     assert identity_of(*job, f"weights={first}") == identity_of(*job, f"weights={second}")
     (second / "biggan-deep-128-pytorch_model.bin").write_bytes(b"weights two, retrained")
     assert identity_of(*job, f"weights={first}") != identity_of(*job, f"weights={second}")
-    assert identity_of(*job, f"weights={tmp_path / 'none'}") not in {identity_of(*job, f"weights={d}") for d in (first, second)}
+    missing = identity_of(*job, f"weights={tmp_path / 'none'}")
+    assert missing not in {identity_of(*job, f"weights={d}") for d in (first, second)}
 
 
 def test_a_trained_generators_new_weights_are_a_new_job(tmp_path):
@@ -129,7 +130,8 @@ def test_the_run_table_counts_each_job_once_and_jobs_with_equal_params_apart(sto
 
     def finished(job: str) -> str:
         run_id = client.create_run(experiment_id).info.run_id
-        client.log_batch(run_id, params=[Param("choice.algo", "ga"), Param("seed", "0")], tags=[RunTag(IDENTITY_TAG, job)])
+        client.log_batch(run_id, params=[Param("choice.algo", "ga"), Param("seed", "0")],
+                         tags=[RunTag(IDENTITY_TAG, job)])
         client.set_terminated(run_id, "FINISHED")
         return run_id
 

@@ -33,8 +33,9 @@ import functools
 import hashlib
 import inspect
 import json
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
@@ -83,8 +84,8 @@ def job_identity(cfg: DictConfig, extra_files: Iterable[Path] = ()) -> str:
 
 def finished_run(client: MlflowClient, experiment_id: str, identity: str) -> Run | None:
     """A FINISHED run of the job in the experiment, if there is one."""
-    found = client.search_runs([experiment_id], f"tags.{IDENTITY_TAG} = '{identity}' and attributes.status = 'FINISHED'",
-                               max_results=1)
+    query = f"tags.{IDENTITY_TAG} = '{identity}' and attributes.status = 'FINISHED'"
+    found = client.search_runs([experiment_id], query, max_results=1)
     return found[0] if found else None
 
 
@@ -103,7 +104,7 @@ def file_sha256(path: Path) -> str:
     return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -135,8 +136,8 @@ def _builder_files(node: dict) -> Iterable[Path]:
     target = node["_target_"]
     try:
         builder = get_object(target)
-    except Exception as err:  # hydra wraps whatever the import raised
-        raise ConfigError(f"_target_ {target} cannot be found: {err}") from None
+    except ImportError as err:
+        raise ConfigError(f"_target_ {target} cannot be imported: {str(err).splitlines()[0]}") from None
     files = getattr(builder, "weight_files", None)
     if files is None:
         return []

@@ -98,10 +98,15 @@ def weights_file(size: int) -> str:
 def weights_path(size: int, weights: str | Path | None) -> Path:
     """The BigGAN-deep-<size> weights file, downloaded into the weights directory if need be."""
     url = PRETRAINED_MODEL_ARCHIVE_MAP[f"biggan-deep-{size}"]
-    return locate_or_download(f"BigGAN-deep-{size}", weights_file(size), weights, HOW_TO_GET.format(url=url), url, _download)
+    return locate_or_download(f"BigGAN-deep-{size}", weights_file(size), weights, HOW_TO_GET.format(url=url), url,
+                              _download)
 
 
-@reads_weights(lambda size, random_init, weights, **_: [] if random_init else [weights_dir(weights) / weights_file(size)])
+def weight_files(size: int, random_init: bool, weights: str | None, **_) -> list[Path]:
+    return [] if random_init else [weights_dir(weights) / weights_file(size)]
+
+
+@reads_weights(weight_files)
 class BigGANDeepGenerator(Generator):
     """BigGAN-deep 128/256/512 as a search space (see the module docstring)."""
 

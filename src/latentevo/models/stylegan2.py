@@ -273,7 +273,11 @@ def load_network(network: StyleGAN2Network, dataset: str, path: Path) -> torch.T
     return None if latent_avg is None else torch.as_tensor(latent_avg, dtype=torch.float32).reshape(-1)
 
 
-@reads_weights(lambda dataset, random_init, weights, **_: [] if random_init else [weights_dir(weights) / weights_file(dataset)])
+def weight_files(dataset: str, random_init: bool, weights: str | None, **_) -> list[Path]:
+    return [] if random_init else [weights_dir(weights) / weights_file(dataset)]
+
+
+@reads_weights(weight_files)
 class StyleGAN2Generator(Generator):
     """StyleGAN2 config-f as a search space.
 

@@ -48,7 +48,11 @@ def world_files(name: str, directory: str | Path = WORLD_DIR) -> list[Path]:
 
 def reads_world_model(name: str):
     """Marks a builder taking `random_init` (and `weights_dir`) as reading world model `name`."""
-    return reads_weights(lambda random_init=False, weights_dir=WORLD_DIR, **_: [] if random_init else world_files(name, weights_dir))
+
+    def files(random_init: bool = False, weights_dir: str | Path = WORLD_DIR, **_) -> list[Path]:
+        return [] if random_init else world_files(name, weights_dir)
+
+    return reads_weights(files)
 
 
 def verified_path(name: str, directory: Path = WORLD_DIR) -> Path:
