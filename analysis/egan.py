@@ -26,18 +26,22 @@ METRICS = ["fd_classifier", "fd_classifier_real", "train_s", "loss_d", "loss_g",
 WINDOW = 25
 # seed 003, section 3.3: wall-clock for 50 CIFAR-10 epochs on comparable GPU instances
 REPORTED_MINUTES_50_EPOCHS = {"dcgan": 40, "egan": 120}
-NOT_COMPARABLE = "not comparable: the report trains on CIFAR-10 (64 px DCGAN, 32 px E-GAN) on a GPU; ours: shapes world, 32 px, CPU"
+NOT_COMPARABLE = ("not comparable: the report trains on CIFAR-10 (64 px DCGAN, 32 px E-GAN) on a GPU; "
+                  "ours: shapes world, 32 px, CPU")
 
 
 def load(uri: str | None):
     client, runs = finished(uri, "train.py")
-    gans = [r for r in runs if r.data.params.get("model.name") in MODELS and r.data.params.get("dataset.name") == "shapes"]
+    gans = [r for r in runs
+            if r.data.params.get("model.name") in MODELS and r.data.params.get("dataset.name") == "shapes"]
     chosen = latest(gans, key=lambda r: (r.data.params["model.name"], int(r.data.params["seed"])))
     if {m for m, _ in chosen} != set(MODELS):
-        raise SystemExit("error: no FINISHED E-GAN and DCGAN runs on the shapes world in the store; run `make egan` first")
+        raise SystemExit("error: no FINISHED E-GAN and DCGAN runs on the shapes world in the store; "
+                         "run `make egan` first")
     frames = []
     for (model, seed), run in chosen.items():
-        h = history(client, run, METRICS).assign(model=MODELS[model], seed=seed, batch=int(run.data.params["model.batch_size"]))
+        h = history(client, run, METRICS).assign(model=MODELS[model], seed=seed,
+                                                 batch=int(run.data.params["model.batch_size"]))
         frames.append(h)
     return client, chosen, pd.concat(frames, ignore_index=True)
 
@@ -54,7 +58,8 @@ def quality_figure(h: pd.DataFrame):
         if len(floor):
             ax.axhline(floor.mean(), color="grey", ls="--", lw=1, label="real vs real")
     axes[0].legend()
-    axes[0].set(xlabel="iteration", ylabel="Fréchet distance, classifier features\n(lower: closer to the renders)", yscale="log")
+    axes[0].set(xlabel="iteration", ylabel="Fréchet distance, classifier features\n(lower: closer to the renders)",
+                yscale="log")
     axes[1].set(xlabel="CPU time in training steps (min; evaluation excluded)")
     fig.suptitle("E-GAN vs DCGAN on the shapes world: distribution quality over training")
     return fig
@@ -66,7 +71,8 @@ def losses_figure(h: pd.DataFrame):
     # the same quantity for both, -E[log D(G(z))]: E-GAN's heuristic child measures it (its loss is half of it)
     smooth.loc[egan, "loss_g"] = 2 * smooth.loc[egan, "loss_g_heuristic"]
     for col in ("loss_d", "loss_g"):
-        smooth[col] = smooth.groupby(["model", "seed"])[col].transform(lambda s: s.rolling(WINDOW, min_periods=1).mean())
+        smooth[col] = smooth.groupby(["model", "seed"])[col].transform(
+            lambda s: s.rolling(WINDOW, min_periods=1).mean())
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"wspace": 0.3})
     sns.lineplot(smooth, x="step", y="loss_d", hue="model", ax=axes[0])
     sns.lineplot(smooth, x="step", y="loss_g", hue="model", ax=axes[1])
@@ -80,7 +86,8 @@ def mutations_figure(h: pd.DataFrame):
     e["window"] = (e["step"] - 1) // (WINDOW * 4) * WINDOW * 4
     e["mutation"] = e["mutation_won"].astype(int).map(dict(enumerate(MUTATIONS)))
     share = e.groupby("window")["mutation"].value_counts(normalize=True).rename("share").reset_index()
-    fit = e.melt(id_vars=["step"], value_vars=[f"fitness_{m}" for m in MUTATIONS], var_name="mutation", value_name="fitness")
+    fit = e.melt(id_vars=["step"], value_vars=[f"fitness_{m}" for m in MUTATIONS], var_name="mutation",
+                 value_name="fitness")
     fit["mutation"] = fit["mutation"].str.removeprefix("fitness_")
     fit["fitness"] = fit.groupby("mutation")["fitness"].transform(lambda s: s.rolling(WINDOW, min_periods=1).mean())
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2), gridspec_kw={"wspace": 0.3})
@@ -137,7 +144,8 @@ def reported(ours: pd.DataFrame) -> pd.DataFrame:
     ratio_ours = per_iter["E-GAN"] / per_iter["DCGAN"]
     ratio_reported = REPORTED_MINUTES_50_EPOCHS["egan"] / REPORTED_MINUTES_50_EPOCHS["dcgan"]
     return pd.DataFrame([
-        {"quantity": "training time, E-GAN / DCGAN", "seed 003 (report)": f"{ratio_reported:.1f} (2 h vs 40 min for 50 epochs)",
+        {"quantity": "training time, E-GAN / DCGAN",
+         "seed 003 (report)": f"{ratio_reported:.1f} (2 h vs 40 min for 50 epochs)",
          "ours": f"{ratio_ours:.2f} per iteration", "comparable": NOT_COMPARABLE},
         {"quantity": "sample quality", "seed 003 (report)": "no number (samples judged similar; DCGAN cheaper)",
          "ours": final_quality(ours),
@@ -159,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     n = next(iter(chosen.values())).data.params["eval_samples"]
     text = ("# E-GAN vs DCGAN (seed 003) on the shapes world\n\n"
             "fd_classifier: Fréchet distance in the shapes-world classifier's feature space (the FID formula, "
-            f"not Inception FID), of {n} samples against {n} renders; lower is better. Training time: CPU seconds in training steps (one thread), evaluation excluded.\n\n"
+            f"not Inception FID), of {n} samples against {n} renders; lower is better. "
+            "Training time: CPU seconds in training steps (one thread), evaluation excluded.\n\n"
             + stats.markdown(ours) + "\n## Beside the report's numbers\n\n" + stats.markdown(reported(ours))
             + "\nFigures: quality.png, losses.png, mutations.png, samples.png\n")
     (args.out / "index.md").write_text(text)

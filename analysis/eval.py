@@ -119,7 +119,8 @@ def class_table(predictions: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     has_truth = "truth" in p and p["truth"].notna().all()
     agg = {"images": ("correct", "size"), "positive": ("correct", "sum")}
     if has_truth:
-        agg |= {"truth_positive": ("truth_correct", "sum"), "classifier_errors": ("classifier_right", lambda s: (~s.astype(bool)).sum())}
+        agg |= {"truth_positive": ("truth_correct", "sum"),
+                "classifier_errors": ("classifier_right", lambda s: (~s.astype(bool)).sum())}
     table = p.groupby("target", observed=False).agg(**agg)
     table.loc["TOTAL"] = table.sum()
     table = table.astype(int)
@@ -199,7 +200,8 @@ def mean_ci(values: pd.Series) -> tuple[float, float, float]:
 def run_accuracies(predictions: pd.DataFrame) -> pd.DataFrame:
     """One row per run: its classifier accuracy, ground-truth accuracy and classifier agreement
     with the truth, in % of its images."""
-    columns = {"accuracy_pct": "correct", "truth_accuracy_pct": "truth_correct", "classifier_right_pct": "classifier_right"}
+    columns = {"accuracy_pct": "correct", "truth_accuracy_pct": "truth_correct",
+               "classifier_right_pct": "classifier_right"}
     present = {name: col for name, col in columns.items() if col in predictions}
     per_run = predictions.groupby(["run_id", "algorithm", "target"])[list(present.values())].mean() * 100
     return per_run.rename(columns={col: name for name, col in present.items()}).reset_index()

@@ -35,7 +35,8 @@ def load(uri: str | None):
     gas = latest(searched, key=lambda r: (r.data.params["fitness"], int(r.data.params["seed"])))
     trained_models = {name for name, _ in models}
     if "vae" not in trained_models or "dcgan" not in trained_models or not gas:
-        raise SystemExit("error: the store lacks FINISHED VAE, DCGAN or pixel-GA runs on the shapes world; run `make facegen` first")
+        raise SystemExit("error: the store lacks FINISHED VAE, DCGAN or pixel-GA runs on the shapes world; "
+                         "run `make facegen` first")
     return client, models, gas
 
 
@@ -51,7 +52,8 @@ def table(client, models, gas, n: int) -> pd.DataFrame:
         reported = GA_NOT_MEASURED if fitness == "realness" else "not in the report"
         rows.append({"model": ga_name(fitness, run), "seed": seed, "fd_classifier n=100": m.get("fd_classifier_n100"),
                      f"fd_classifier n={n}": None, "best fitness, generation 0": best.iloc[0],
-                     "best fitness, last": best.iloc[-1], "FaceGen FID CelebA": reported, "FaceGen FID UTKFace": reported})
+                     "best fitness, last": best.iloc[-1], "FaceGen FID CelebA": reported,
+                     "FaceGen FID UTKFace": reported})
     names = {"vae": "VAE", "dcgan": "DCGAN", "egan": "E-GAN"}
     for (key, seed), run in sorted(models.items()):
         m, name = run.data.metrics, names[key]
@@ -65,7 +67,8 @@ def table(client, models, gas, n: int) -> pd.DataFrame:
     for (_, seed), run in sorted(models.items()):
         floors.setdefault(seed, run.data.metrics)
     for seed, m in sorted(floors.items()):
-        rows.append({"model": "real renders (floor)", "seed": seed, "fd_classifier n=100": m.get("fd_classifier_real_n100"),
+        rows.append({"model": "real renders (floor)", "seed": seed,
+                     "fd_classifier n=100": m.get("fd_classifier_real_n100"),
                      f"fd_classifier n={n}": m.get("fd_classifier_real"),
                      "FaceGen FID CelebA": "", "FaceGen FID UTKFace": ""})
     return pd.DataFrame(rows)
@@ -74,7 +77,8 @@ def table(client, models, gas, n: int) -> pd.DataFrame:
 def fitness_figure(client, gas):
     frames = []
     for (fitness, seed), run in gas.items():
-        h = history(client, run, ["best_fitness", "mean_fitness"]).melt(id_vars="step", var_name="population", value_name="value")
+        h = history(client, run, ["best_fitness", "mean_fitness"]).melt(id_vars="step", var_name="population",
+                                                                        value_name="value")
         frames.append(h.assign(fitness=ga_name(fitness, run), seed=seed))
     data = pd.concat(frames, ignore_index=True)
     grid = sns.relplot(data, x="step", y="value", hue="population", style="seed", col="fitness", kind="line",

@@ -31,11 +31,11 @@ from pathlib import Path
 
 import torch
 from hydra import compose, initialize_config_dir
+from pipeline_speed import forward_seconds
 
 from latentevo.models.clip import shapes_clip
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.pipeline import RunSpec, run_pack
-from pipeline_speed import forward_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (16, 32, 64, 128, 256, 800)
@@ -108,14 +108,16 @@ def sweep(args: list[str], seeds: int, generations: int, uri: str | None = None)
             raise SystemExit(f"sweep {' '.join(args)} failed:\n{log.read_text()[-2000:]}")
     largest = max(samples.values(), key=max)
     tenth = max(1, len(largest) // 10)
-    return {"wall": wall, "peak_mb": max(largest), "rss_at": [largest[tenth], largest[len(largest) // 2], largest[-tenth]]}
+    return {"wall": wall, "peak_mb": max(largest),
+            "rss_at": [largest[tenth], largest[len(largest) // 2], largest[-tenth]]}
 
 
 def pack_share(runs: int, generations: int) -> tuple[float, float]:
     """(seconds, forward seconds) of one in-process pack of `runs` runs."""
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         specs = [RunSpec.of(compose("config", overrides=[f"seed={s}", f"algo={'ga' if s % 2 else 'de'}",
-                                                            f"generations={generations}", "experiment_name=share"]), f"{s}")
+                                                            f"generations={generations}", "experiment_name=share"]),
+                            f"{s}")
                  for s in range(runs)]
     with forward_seconds() as spent:
         start = time.perf_counter()

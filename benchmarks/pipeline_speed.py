@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from hydra import compose, initialize_config_dir
 
@@ -77,7 +77,8 @@ def main() -> None:
         results = [timed_run(overrides) for _ in range(args.repeats)]
         for r in results:
             print(f"  run {r['run']:.2f} s | forward passes {r['forward']:.2f} s | "
-                  f"the rest {r['run'] - r['forward']:.2f} s ({100 * (r['run'] / r['forward'] - 1):.1f} % over the forward)")
+                  f"the rest {r['run'] - r['forward']:.2f} s "
+                  f"({100 * (r['run'] / r['forward'] - 1):.1f} % over the forward)")
         if args.cli:
             start = time.perf_counter()
             subprocess.run([sys.executable, "run.py", *overrides, f"hydra.run.dir={tmp}/cli"], cwd=ROOT, check=True,

@@ -9,7 +9,8 @@ default (same architecture, same cost), so it runs without weights.
     python benchmarks/real_models_speed.py                                  # BigGAN-deep-256 + ViT-B/32, pop 16/64/256
     python benchmarks/real_models_speed.py --pops 16 160 800 generator.precision=bf16 generator.channels_last=true
     python benchmarks/real_models_speed.py --pops 2 4 generator=biggan_deep_128 device=cpu
-    python benchmarks/real_models_speed.py --pretrained generator.precision=fp16 clip.precision=fp16 generator.channels_last=true
+    python benchmarks/real_models_speed.py --pretrained \\
+        generator.precision=fp16 clip.precision=fp16 generator.channels_last=true
 
 Prints a table and, with --out, writes it as JSON.
 """
@@ -61,7 +62,8 @@ def device_name(device: torch.device) -> str:
 def measure(cfg, pops: list[int], repeats: int) -> list[dict]:
     models = Models.of(cfg)
     generator = models.generator
-    print(f"device: {device_name(models.device)}, torch {torch.__version__}, threads {torch.get_num_threads()}", flush=True)
+    print(f"device: {device_name(models.device)}, torch {torch.__version__}, threads {torch.get_num_threads()}",
+          flush=True)
     text = models.embed_prompt(cfg.prompt)
 
     def evaluate(latents):
@@ -100,8 +102,10 @@ def main() -> None:
     rows = measure(cfg, args.pops, args.repeats)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        record = {"overrides": overrides, "device": device_name(resolve_device(cfg.device)), "torch": torch.__version__, "python": sys.version.split()[0],
-                  "config": OmegaConf.to_container(cfg.generator, resolve=True) | {"clip": OmegaConf.to_container(cfg.clip, resolve=True)},
+        record = {"overrides": overrides, "device": device_name(resolve_device(cfg.device)), "torch": torch.__version__,
+                  "python": sys.version.split()[0],
+                  "config": OmegaConf.to_container(cfg.generator, resolve=True)
+                  | {"clip": OmegaConf.to_container(cfg.clip, resolve=True)},
                   "results": rows}
         args.out.write_text(json.dumps(record, indent=2, default=str) + "\n")
 

@@ -57,7 +57,8 @@ def server(directory: Path, backend: str):
                 if requests.get(f"{uri}/health", timeout=2).ok:
                     break
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the {backend} server did not start:\n{(directory / f'{backend}.log').read_text()[-2000:]}")
+                raise SystemExit(f"the {backend} server did not start:\n"
+                                 f"{(directory / f'{backend}.log').read_text()[-2000:]}")
             time.sleep(0.5)
         yield uri
     finally:
@@ -65,7 +66,8 @@ def server(directory: Path, backend: str):
             os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
         if backend == "postgresql":
-            subprocess.run(["cluster/postgres.sh", "down", str(directory / backend / "postgres"), str(pg_port)], cwd=ROOT)
+            subprocess.run(["cluster/postgres.sh", "down", str(directory / backend / "postgres"), str(pg_port)],
+                           cwd=ROOT)
         log.close()
 
 

@@ -37,7 +37,8 @@ TRAINED_CLIP = (WORLD_DIR / "clip.safetensors").is_file()
 MECHANICS_CLIP = [] if TRAINED_CLIP else ["clip.random_init=true"]
 
 
-def _command(script: str, args: list[str], uri: str, out: Path, env: dict[str, str] | None) -> tuple[list[str], dict[str, str]]:
+def _command(script: str, args: list[str], uri: str, out: Path,
+             env: dict[str, str] | None) -> tuple[list[str], dict[str, str]]:
     outputs = [f"hydra.run.dir={out}/run", f"hydra.sweep.dir={out}/sweep"]
     multirun = [a for a in args if a == "-m"]
     rest = [a for a in args if a != "-m"]

@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import requests
-
 from pipeline_cli import ROOT
 
 
@@ -36,7 +35,8 @@ def mlflow_server(directory: Path, port: int, **make_vars: object):
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{uri}/health", timeout=2).ok:
                     break
-            assert proc.poll() is None and time.monotonic() < deadline, (directory.parent / f"server-{port}.log").read_text()
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                (directory.parent / f"server-{port}.log").read_text())
             time.sleep(0.5)
         yield uri, proc
     finally:

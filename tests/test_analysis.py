@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from mlflow.entities import Metric, Param, RunTag
+from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
 from scipy.stats import mannwhitneyu
 
 from analysis import figures, load, stats
@@ -18,11 +19,10 @@ from analysis.load import load_runs
 from analysis.make_figures import EXPERIMENTS
 from analysis.sweeps import missing_jobs
 from latentevo.identity import IDENTITY_TAG
-from latentevo.pipeline.measures import ground_truth
 from latentevo.models.shapes import ShapesGenerator
+from latentevo.pipeline.measures import ground_truth
 from latentevo.tracking import open_experiment
 from latentevo.world import COLOURS
-from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
 
 GENERATIONS = 6
 SHORT = [f"generations={GENERATIONS}", "pop_size=8", "log_every=2", "hydra/launcher=local", *MECHANICS_CLIP]
@@ -59,7 +59,8 @@ def generators(store):
 def test_loader_has_one_row_per_run_and_generation_with_every_metric(store, ga_vs_de):
     client, runs = runs_of(store, "ga_vs_de")
     assert len(ga_vs_de) == 4 and set(ga_vs_de.runs["run_id"]) == {r.info.run_id for r in runs}
-    assert sorted(zip(ga_vs_de.runs["algorithm"], ga_vs_de.runs["seed"])) == [("de", 0), ("de", 1), ("ga", 0), ("ga", 1)]
+    assert sorted(zip(ga_vs_de.runs["algorithm"], ga_vs_de.runs["seed"])) == [
+        ("de", 0), ("de", 1), ("ga", 0), ("ga", 1)]
     assert set(ga_vs_de.runs["generator"]) == {"shapes"}
     assert set(ga_vs_de.runs["prompt"]) == {"a yellow star on a blue background"}
     history = ga_vs_de.history
@@ -172,7 +173,8 @@ def test_time_to_fraction_of_the_improvement(store, ga_vs_de):
     client, runs = runs_of(store, "ga_vs_de")
     times = stats.time_to_fraction(ga_vs_de.history, 0.5).set_index("run_id")
     for run in runs:
-        best = [p.value for p in sorted(client.get_metric_history(run.info.run_id, "best_cos_sim"), key=lambda p: p.step)]
+        best = [p.value
+                for p in sorted(client.get_metric_history(run.info.run_id, "best_cos_sim"), key=lambda p: p.step)]
         target = best[0] + 0.5 * (best[-1] - best[0])
         generation = next(g for g, value in enumerate(best) if value >= target - 1e-12)
         evals = {p.step: p.value for p in client.get_metric_history(run.info.run_id, "n_evals")}
@@ -201,14 +203,16 @@ def test_observations_put_the_thesis_in_numbers(ga_vs_de):
         assert obs.loc[algo, "first_diversity"] == pytest.approx(first["diversity"].mean())
         assert obs.loc[algo, "final_diversity"] == pytest.approx(last["diversity"].mean())
         assert obs.loc[algo, "final_pop_colour_leak"] == pytest.approx(last["pop_colour_leak"].mean())
-        assert obs.loc[algo, "early_mean_cos_sim"] == pytest.approx(runs[runs["generation"] == 2]["mean_cos_sim"].mean())
+        assert obs.loc[algo, "early_mean_cos_sim"] == pytest.approx(
+            runs[runs["generation"] == 2]["mean_cos_sim"].mean())
         assert 0 <= obs.loc[algo, "late_improvement_share"] <= 1
     assert set(stats.early_lead_tests(ga_vs_de, 2)["metric"]) == {"best_cos_sim", "mean_cos_sim"}
 
 
 def test_markdown_table_joins_mean_and_std():
     table = pd.DataFrame({"algorithm": ["ga"], "x_mean": [0.51234], "x_std": [0.0123]})
-    assert stats.markdown(stats.mean_pm_std(table)).splitlines() == ["| algorithm | x |", "|---|---|", "| ga | 0.5123 ± 0.012 |"]
+    assert stats.markdown(stats.mean_pm_std(table)).splitlines() == [
+        "| algorithm | x |", "|---|---|", "| ga | 0.5123 ± 0.012 |"]
 
 
 # --- sweeps ------------------------------------------------------------------------------------
@@ -252,7 +256,8 @@ def test_make_figures_quick_from_a_clean_store(tmp_path):
         cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    prompts = ["a_big_green_triangle_at_the_top", "a_small_red_circle_on_the_left", "a_yellow_star_on_a_blue_background"]
+    prompts = ["a_big_green_triangle_at_the_top", "a_small_red_circle_on_the_left",
+               "a_yellow_star_on_a_blue_background"]
     stems = [f"ga_vs_de_population_gen{g:04d}" for g in (3, 6, 11)] + [
         "ga_vs_de_mean_reversed", "ga_vs_de_mean", "ga_vs_de_final_images", "ga_vs_de_best_reversed", "ga_vs_de_best",
         "ga_vs_de_population_measures", *(f"generators_best_images_{p}" for p in prompts), "generators_final_cos_sim",

@@ -5,16 +5,16 @@ nothing already logged lost."""
 import re
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
-from hydra import compose, initialize_config_dir
-
 from faulty_generators import DELAY_ENV
-from latentevo.resume import Job
+from hydra import compose, initialize_config_dir
 from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, run_cli, runs_of, start_cli
+
+from latentevo.resume import Job
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 LONG_PROMPT = "prompt='" + " ".join(["a big red circle on the left"] * 5) + "'"
@@ -98,8 +98,10 @@ def job_already_running(tmp_path, uri, args):
 
 SLOW = "generator._target_=faulty_generators.SlowShapes"
 CASES = {
-    "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: biggan_deep_128, biggan_deep_256, biggan_deep_512, dcgan_shapes, shapes"),
-    "unknown algorithm": Case(["algo=simulated_annealing"], "Could not find 'algo/simulated_annealing'; available: cmaes"),
+    "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: "
+                              "biggan_deep_128, biggan_deep_256, biggan_deep_512, dcgan_shapes, shapes"),
+    "unknown algorithm": Case(["algo=simulated_annealing"],
+                              "Could not find 'algo/simulated_annealing'; available: cmaes"),
     "unknown scorer": Case(["clip=vit_h14"], "Could not find 'clip/vit_h14'; available: shapes, vit_b_32"),
     "config group set to null": Case(["evaluation=null"], "Config group override must be a string or a list. Got "
                                      "NoneType; to leave a config group out, write ~group"),
@@ -107,7 +109,8 @@ CASES = {
     "empty prompt": Case(["prompt=''"], "prompt is empty; give one"),
     "whitespace prompt": Case(["prompt='   '"], "prompt is empty; give one"),
     "prompt longer than the context": Case([LONG_PROMPT], "longer than the scorer's context of"),
-    "prompt not UTF-8": Case([b"prompt=a r\xe9d circle"], "argument 'prompt=a r\\xe9d circle' is not valid UTF-8 text; retype it"),
+    "prompt not UTF-8": Case([b"prompt=a r\xe9d circle"],
+                             "argument 'prompt=a r\\xe9d circle' is not valid UTF-8 text; retype it"),
     "pop_size 0": Case(["pop_size=0"], "pop_size must be an integer >= 1, got 0"),
     "pop_size 1 for DE": Case(["algo=de", "pop_size=1"], "pop_size=1 is too small for DE; it needs pop_size >= 4"),
     "pop_size 3 for DE": Case(["algo=de", "pop_size=3"], "pop_size=3 is too small for DE; it needs pop_size >= 4"),
@@ -115,9 +118,11 @@ CASES = {
     "negative generations": Case(["generations=-5"], "generations must be an integer >= 1, got -5"),
     "generations not a number": Case(["generations=ten"],
                                      "generations: Value 'ten' of type 'str' could not be converted to Integer"),
-    "seed not a whole number": Case(["seed=1.5"], "seed: Value '1.5' of type 'float' could not be converted to Integer"),
+    "seed not a whole number": Case(["seed=1.5"],
+                                    "seed: Value '1.5' of type 'float' could not be converted to Integer"),
     "resume neither true nor false": Case(["resume=maybe"], "resume: Value 'maybe' is not a valid bool (type str)"),
-    "batch_size neither auto nor a number": Case(["batch_size=big"], "batch_size must be auto or an integer >= 1, got 'big'"),
+    "batch_size neither auto nor a number": Case(["batch_size=big"],
+                                                 "batch_size must be auto or an integer >= 1, got 'big'"),
     "negative seed": Case(["seed=-1"], "seed must be an integer >= 0, got -1"),
     "unknown device": Case(["device=tpu"], "device must be one of auto, cpu, cuda"),
     "negative checkpoint_every": Case(["checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),

@@ -15,8 +15,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from latentevo.search import (CheckpointError, LatentProblem, PriorSampling, evolve, load_checkpoint, run_on,
-                              save_checkpoint, state_is_picklable)
+from latentevo.search import (
+    CheckpointError,
+    LatentProblem,
+    PriorSampling,
+    evolve,
+    load_checkpoint,
+    run_on,
+    save_checkpoint,
+    state_is_picklable,
+)
 from latentevo.search.checkpoint import MAGIC, key_file
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")

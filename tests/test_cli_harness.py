@@ -2,7 +2,6 @@
 status, the same error line and the same runs, for a bad input and for a run that finishes."""
 
 import pytest
-
 from pipeline_cli import MECHANICS_CLIP, error_lines, histories, run_cli, runs_of
 
 pytestmark = pytest.mark.process

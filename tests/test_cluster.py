@@ -19,11 +19,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy
-
 from faulty_generators import DELAY_ENV
-from latentevo.tracking import open_experiment, tracked_run
 from pipeline_cli import MECHANICS_CLIP, ROOT, error_lines, histories, run_cli, runs_of, start_cli
 from servers import free_port, mlflow_server
+
+from latentevo.tracking import open_experiment, tracked_run
 
 pytestmark = pytest.mark.cluster
 
@@ -302,6 +302,7 @@ def test_a_partition_slurm_does_not_know_is_one_line_and_starts_no_run(server, t
                       "hydra.launcher.partition=nosuch"], uri, tmp_path / "out", env=env())
     assert result.returncode == 1
     lines = error_lines(result.stderr)
-    assert len(lines) == 1 and "slurm refused the sweep's 1 packs" in lines[0] and "partition" in lines[0], result.stderr
+    assert (len(lines) == 1 and "slurm refused the sweep's 1 packs" in lines[0]
+            and "partition" in lines[0]), result.stderr
     assert "Traceback" not in result.stderr
     assert runs_of(uri, "no_partition")[1] == []

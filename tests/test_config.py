@@ -9,9 +9,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from latentevo.callbacks import sweep_size
+from latentevo.models.base import Generator, Scorer
 from latentevo.pipeline.models import build_scorer
 from latentevo.pipeline.spec import validate
-from latentevo.models.base import Generator, Scorer
 from latentevo.search import PriorSampling
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
@@ -56,7 +56,8 @@ def test_experiment_overlays_expand_to_their_sweeps(name, jobs):
 
 
 def test_command_line_sweeps_are_counted_like_hydra_expands_them():
-    cfg = OmegaConf.create({"hydra": {"sweeper": {"params": None}, "overrides": {"task": ["algo=ga,de", "seed=range(50)"]}}})
+    cfg = OmegaConf.create({"hydra": {"sweeper": {"params": None},
+                                      "overrides": {"task": ["algo=ga,de", "seed=range(50)"]}}})
     assert sweep_size(cfg) == 100
 
 

@@ -5,6 +5,7 @@ agreeing on which jobs of a sweep are done. In-process, on a temporary store."""
 import pytest
 from hydra import compose, initialize_config_dir
 from mlflow.entities import Param, RunTag
+from pipeline_cli import MECHANICS_CLIP, ROOT
 
 from analysis.load import run_table
 from analysis.sweeps import missing_jobs
@@ -12,7 +13,6 @@ from latentevo.gan import jobs
 from latentevo.identity import IDENTITY_TAG, job_identity
 from latentevo.pipeline import RunSpec, run_pack
 from latentevo.tracking import open_experiment
-from pipeline_cli import MECHANICS_CLIP, ROOT
 
 SMALL = ["generations=2", "pop_size=8", "log_every=2", *MECHANICS_CLIP]
 

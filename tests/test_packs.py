@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from pipeline_cli import MECHANICS_CLIP, ROOT, histories, run_cli, runs_of
 
 from hydra_plugins.latentevo_launcher.packed_launcher import plan_packs
 from hydra_plugins.latentevo_launcher.slurm_launcher import PackTask
 from latentevo.errors import LatentevoError
 from latentevo.pipeline import RunSpec, pack_key, run_pack
-from pipeline_cli import MECHANICS_CLIP, ROOT, histories, run_cli, runs_of
 
 # pop 16, as in the thesis: the mini-CLIP gives the same embedding of an image in any batch of
 # at least 16 images (smaller batches take another convolution kernel, up to 1.2e-7 apart)
@@ -22,7 +22,8 @@ TESTS_DIR = str(Path(__file__).resolve().parent)
 
 def specs_of(experiment: str, jobs: list[list[str]], common: list[str] = SMALL) -> list[RunSpec]:
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return [RunSpec.of(compose("config", overrides=[*common, *job, f"experiment_name={experiment}"]), ",".join(job), job)
+        return [RunSpec.of(compose("config", overrides=[*common, *job, f"experiment_name={experiment}"]),
+                           ",".join(job), job)
                 for job in jobs]
 
 
@@ -139,7 +140,8 @@ def test_packs_group_jobs_by_their_models_and_fill_every_worker():
     assert plan_packs(["a", "b", "a"], pack_size=100, workers=8) == [[0], [2], [1]]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         key = [pack_key(compose("config", overrides=o)) for o in
-               (["seed=1", "algo=de", "prompt=x", "augment=crops"], ["seed=2", "augment=crops"], ["generator=dcgan_shapes"])]
+               (["seed=1", "algo=de", "prompt=x", "augment=crops"], ["seed=2", "augment=crops"],
+                ["generator=dcgan_shapes"])]
     assert key[0] == key[1] != key[2]  # the views' seed is the run's, the generator the pack's
 
 

@@ -9,7 +9,6 @@ import time
 import numpy as np
 import pytest
 import yaml
-
 from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
 
 METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals", "truth_match", "pop_truth_match",
@@ -19,8 +18,8 @@ METRICS = ["best_cos_sim", "mean_cos_sim", "std_cos_sim", "diversity", "n_evals"
 @pytest.fixture(scope="module")
 def sweep_2x2(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
-    args = ["-m", "algo=ga,de", "seed=0,1", "generations=12", "log_every=5", "experiment_name=e2e", "hydra.launcher.workers=2",
-            *MECHANICS_CLIP]
+    args = ["-m", "algo=ga,de", "seed=0,1", "generations=12", "log_every=5", "experiment_name=e2e",
+            "hydra.launcher.workers=2", *MECHANICS_CLIP]
     return run_cli(args, store, out)
 
 
@@ -90,15 +89,16 @@ def test_each_run_records_config_and_provenance(store, sweep_2x2):
 
 def test_same_seed_same_metric_history(store, tmp_path):
     # resume=false: the second seed=5 job would otherwise be skipped as already FINISHED
-    args = ["-m", "hydra/launcher=local", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro", "resume=false",
-            *MECHANICS_CLIP]
+    args = ["-m", "hydra/launcher=local", "seed=5,5,6", "algo=de", "generations=8", "experiment_name=repro",
+            "resume=false", *MECHANICS_CLIP]
     result = run_cli(args, store, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(store, "repro")
     histories = {}
     for run in runs:
         points = client.get_metric_history(run.info.run_id, "mean_cos_sim")
-        histories.setdefault(run.data.params["seed"], []).append([(p.step, p.value) for p in sorted(points, key=lambda p: p.step)])
+        histories.setdefault(run.data.params["seed"], []).append(
+            [(p.step, p.value) for p in sorted(points, key=lambda p: p.step)])
     first, second = histories["5"]
     assert first == second
     assert histories["6"][0] != first
@@ -107,8 +107,8 @@ def test_same_seed_same_metric_history(store, tmp_path):
 def test_other_generators_algorithms_and_augmented_scoring(store, tmp_path):
     """The DCGAN (random weights here), CMA-ES and random search, with augmented views."""
     args = [
-        "-m", "hydra/launcher=local", "algo=cmaes,random", "generator=dcgan_shapes", "generator.random_init=true", "augment=crops",
-        "augment.views=2", "generations=4", "pop_size=6", "experiment_name=others", *MECHANICS_CLIP,
+        "-m", "hydra/launcher=local", "algo=cmaes,random", "generator=dcgan_shapes", "generator.random_init=true",
+        "augment=crops", "augment.views=2", "generations=4", "pop_size=6", "experiment_name=others", *MECHANICS_CLIP,
     ]
     result = run_cli(args, store, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -66,7 +66,8 @@ def test_do_with_populations_and_return_indices():
     pop = Population.new(X=X)
     other = Population.new(X=np.vstack([X[:30:3], X[40:50] + 5e-17]))
     for args, dense_max in itertools.product(((), (other,)), (0, 2**22)):
-        got_pop, got_keep, got_drop = BoundedDuplicateElimination(dense_max=dense_max).do(pop, *args, return_indices=True)
+        got_pop, got_keep, got_drop = BoundedDuplicateElimination(dense_max=dense_max).do(pop, *args,
+                                                                                          return_indices=True)
         want_pop, want_keep, want_drop = DefaultDuplicateElimination().do(pop, *args, return_indices=True)
         assert got_keep == want_keep and got_drop == want_drop and len(want_drop) > 0
         np.testing.assert_array_equal(got_pop.get("X"), want_pop.get("X"))
@@ -125,7 +126,8 @@ def test_diversity_estimate_for_a_large_population():
     assert estimate != pytest.approx(exact, rel=1e-9)  # beyond the cap it really is an estimate
     assert population_diversity(X) == estimate  # deterministic
     after = np.random.get_state()
-    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]  # global RNG untouched
+    # global RNG untouched
+    assert state[0] == after[0] and np.array_equal(state[1], after[1]) and state[2:] == after[2:]
 
 
 def test_large_population_in_bounded_memory():

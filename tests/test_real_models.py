@@ -9,16 +9,16 @@ import open_clip
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from pipeline_cli import error_lines, run_cli, runs_of
 from pytorch_pretrained_biggan import BigGAN
+from safetensors.torch import save_file
 
 from latentevo.errors import ConfigError, WeightsError
-from latentevo.pipeline.models import Models, Request
 from latentevo.models import pretrained
 from latentevo.models.biggan import BigGANDeepGenerator, biggan_config, class_index
 from latentevo.models.clip_pretrained import pretrained_clip
 from latentevo.models.stylegan2 import DATASETS, StyleGAN2Generator, StyleGAN2Network
-from pipeline_cli import error_lines, run_cli, runs_of
+from latentevo.pipeline.models import Models, Request
 
 # Published parameter counts. BigGAN-deep: Brock et al. 2019 (50.4M / 55.9M / 56.2M at 128 /
 # 256 / 512 px). StyleGAN2 config-f at 1024 px: 30,370,060 (NVIDIA's official implementation);
@@ -185,7 +185,8 @@ def test_stylegan2_state_dict_round_trip(tmp_path):
     torch.manual_seed(1)
     original = StyleGAN2Generator("church", random_init=True)
     latent_avg = torch.randn(512)
-    torch.save({"g_ema": original.network.state_dict(), "latent_avg": latent_avg}, tmp_path / "stylegan2-church-config-f.pt")
+    torch.save({"g_ema": original.network.state_dict(), "latent_avg": latent_avg},
+               tmp_path / "stylegan2-church-config-f.pt")
     loaded = StyleGAN2Generator("church", weights=str(tmp_path))
     state, restored = original.network.state_dict(), loaded.network.state_dict()
     assert state.keys() == restored.keys() and all(torch.equal(state[k], restored[k]) for k in state)
@@ -319,7 +320,8 @@ def test_biggan_random_init_runs_through_the_cli(store, tmp_path):
             "log_every=1", "prompt=a dog in the fog", "experiment_name=real_biggan"]
     client, run = finished_run(store, run_cli(args, store, tmp_path), "real_biggan")
     params = run.data.params
-    assert (params["choice.generator"], params["choice.clip"], params["generator.size"]) == ("biggan_deep_128", "vit_b_32", "128")
+    assert (params["choice.generator"], params["choice.clip"], params["generator.size"]) == (
+        "biggan_deep_128", "vit_b_32", "128")
     history = client.get_metric_history(run.info.run_id, "best_cos_sim")
     assert sorted(p.step for p in history) == [0, 1] and all(-1 <= p.value <= 1 for p in history)
     best = Image.open(client.download_artifacts(run.info.run_id, "best.png", str(tmp_path)))
@@ -361,7 +363,8 @@ def test_missing_stylegan2_and_clip_weights_say_how_to_get_them(tmp_path, monkey
     with pytest.raises(WeightsError) as err:
         pretrained_clip("ViT-B-32", "openai", weights=str(tmp_path))
     expected = tmp_path / "open_clip/timm/vit_base_patch32_clip_224.openai/open_clip_model.safetensors"
-    assert str(expected) in str(err.value) and "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in str(err.value)
+    assert str(expected) in str(err.value) and (
+        "https://huggingface.co/timm/vit_base_patch32_clip_224.openai" in str(err.value))
 
 
 @pytest.mark.parametrize("name, jobs, generators", [

@@ -6,11 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
-
 from faulty_generators import DELAY_ENV
-from latentevo.pipeline import RunSpec, run_pack
+from hydra import compose, initialize_config_dir
 from pipeline_cli import MECHANICS_CLIP, ROOT, histories, last_step, run_cli, runs_of, start_cli
+
+from latentevo.pipeline import RunSpec, run_pack
 
 GENERATIONS = 20
 SLOW = "generator._target_=faulty_generators.SlowShapes"
@@ -45,7 +45,8 @@ def uninterrupted(store, tmp_path_factory):
     experiment name, so each test's experiment gets its own reference run)."""
 
     def reference(experiment: str, extra: list[str] = ()) -> dict:
-        result = run_cli([*ARGS, *extra, f"experiment_name={experiment}"], store, tmp_path_factory.mktemp("ref"), env=FAST)
+        result = run_cli([*ARGS, *extra, f"experiment_name={experiment}"], store, tmp_path_factory.mktemp("ref"),
+                         env=FAST)
         assert result.returncode == 0, result.stderr[-2000:]
         client, runs = runs_of(store, experiment)
         return histories(client, runs[0].info.run_id)
@@ -108,13 +109,15 @@ def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tm
     monkeypatch.setenv(DELAY_ENV, "0")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         jobs = [[f"algo={a}", f"seed={s}"] for a in ("ga", "de") for s in (0, 1)]
-        specs = [RunSpec.of(compose("config", overrides=[*PACKED, *job, "experiment_name=pack_reference"]), ",".join(job))
+        specs = [RunSpec.of(compose("config", overrides=[*PACKED, *job, "experiment_name=pack_reference"]),
+                            ",".join(job))
                  for job in jobs]
     assert [o.status for o in run_pack(specs)] == ["FINISHED"] * 4
     client, runs = runs_of(store, "pack_reference")
     reference = {r.info.run_name: histories(client, r.info.run_id) for r in runs}
     for name, history in resumed.items():  # named by their overrides: algo=de,seed=1
-        assert history == reference[",".join(part for part in name.split(",") if part.split("=")[0] in ("algo", "seed"))]
+        assert history == reference[
+            ",".join(part for part in name.split(",") if part.split("=")[0] in ("algo", "seed"))]
 
 
 @pytest.mark.process
@@ -173,7 +176,8 @@ def test_sweep_rerun_skips_finished_jobs_resumes_interrupted_ones_and_runs_the_r
     _, runs = runs_of(store, "sweep_resume")
     interrupted = next(r.info.run_id for r in runs if r.info.status == "RUNNING")
 
-    again = run_cli(["-m", "hydra/launcher=local", "algo=ga,de", "seed=0,1", *common], store, tmp_path / "again", env=FAST)
+    again = run_cli(["-m", "hydra/launcher=local", "algo=ga,de", "seed=0,1", *common], store, tmp_path / "again",
+                    env=FAST)
     assert again.returncode == 0, again.stderr[-2000:]
     skipped = [line for line in again.stdout.splitlines() if "skipped" in line]
     assert len(skipped) == 2 and all(any(i in line for line in skipped) for i in finished.values())

@@ -3,9 +3,9 @@
 of the pipeline's results is not testable with an untrained scorer."""
 
 import pytest
+from pipeline_cli import run_cli, runs_of
 
 from latentevo.tracking import open_experiment
-from pipeline_cli import run_cli, runs_of
 
 pytestmark = pytest.mark.trained_weights
 SEEDS = [0, 1, 2, 3]
@@ -17,7 +17,8 @@ def ga_runs(tmp_path_factory, name: str, prompt: str, generations: int):
     uri = f"sqlite:///{out / 'mlflow.db'}"
     open_experiment(name, uri)
     seeds = ",".join(map(str, SEEDS))
-    args = ["-m", "hydra/launcher=local", f"prompt={prompt}", "algo=ga", f"seed={seeds}", f"generations={generations}", f"experiment_name={name}"]
+    args = ["-m", "hydra/launcher=local", f"prompt={prompt}", "algo=ga", f"seed={seeds}", f"generations={generations}",
+            f"experiment_name={name}"]
     result = run_cli(args, uri, out)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(uri, name)

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from analysis.load import load_runs
 from faulty_generators import DELAY_ENV
 from pipeline_cli import MECHANICS_CLIP, error_lines, histories, run_cli, runs_of, start_cli
 from servers import free_port, mlflow_server
+
+from analysis.load import load_runs
 
 TESTS_DIR = str(Path(__file__).resolve().parent)
 SLOW = "generator._target_=faulty_generators.SlowShapes"

@@ -7,7 +7,17 @@ import torch
 
 from latentevo.errors import ConfigError
 from latentevo.models.shapes import ShapesGenerator
-from latentevo.world import ATTRIBUTES, COLOURS, POSITIONS, SHAPES, caption_text, parse_prompt, random_scenes, render, truth_matrix
+from latentevo.world import (
+    ATTRIBUTES,
+    COLOURS,
+    POSITIONS,
+    SHAPES,
+    caption_text,
+    parse_prompt,
+    random_scenes,
+    render,
+    truth_matrix,
+)
 from latentevo.world.captions import perturb_content, sample_content
 from latentevo.world.render import hsv_to_rgb
 
@@ -122,7 +132,8 @@ def test_generator_maps_latents_to_its_ground_truth():
     # Every named value is reachable from the prior.
     lab = labels_of(gen.scenes(gen.sample_latents(3000, torch.Generator().manual_seed(1))))
     for i, a in enumerate(ATTRIBUTES):
-        assert len(lab[:, i].unique()) == (2 if a == "size" else len(POSITIONS) if a == "position" else len(SHAPES) if a == "shape" else len(COLOURS)), a
+        assert len(lab[:, i].unique()) == (2 if a == "size" else len(POSITIONS) if a == "position"
+                                           else len(SHAPES) if a == "shape" else len(COLOURS)), a
 
 
 def test_generator_is_smooth_almost_everywhere():

@@ -8,6 +8,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+
 @dataclass
 class RunSchema:
     """Types only: the values are conf/config.yaml's."""

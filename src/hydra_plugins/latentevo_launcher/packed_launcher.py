@@ -9,9 +9,10 @@ them in sys.modules, where dataclasses cannot resolve string annotations."""
 import logging
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.singleton import Singleton
@@ -87,7 +88,8 @@ def execute_pack(number: int, of: int, jobs: Sequence[DictConfig], hydra_context
     return returns
 
 
-def by_job_number(packs: Sequence[Sequence[DictConfig]], by_pack: Sequence[Sequence[JobReturn]]) -> dict[int, JobReturn]:
+def by_job_number(packs: Sequence[Sequence[DictConfig]],
+                  by_pack: Sequence[Sequence[JobReturn]]) -> dict[int, JobReturn]:
     return {job.hydra.job.num: ret for pack, rets in zip(packs, by_pack) for job, ret in zip(pack, rets)}
 
 

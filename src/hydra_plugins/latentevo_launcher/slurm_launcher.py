@@ -13,9 +13,10 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import submitit
 from hydra.core.config_store import ConfigStore
@@ -219,7 +220,8 @@ class SlurmLauncher(PackedLauncher):
                         results[n] = self._ended(n, len(submitted), packs[n], job, time.monotonic() - started)
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
-            print(f"stopped waiting; the packs go on in {self.cluster} (scancel {' '.join(j.job_id for j in submitted)} "
+            print(f"stopped waiting; the packs go on in {self.cluster} "
+                  f"(scancel {' '.join(j.job_id for j in submitted)} "
                   "stops them, and the same command resumes them)", flush=True)
             raise
         return [results[n] for n in range(len(submitted))]
@@ -239,9 +241,11 @@ class SlurmLauncher(PackedLauncher):
             return [JobReturn(overrides=list(c.hydra.overrides.task), cfg=_task_config(c), hydra_cfg=c,
                               status=JobStatus.FAILED, _return_value=error) for c in pack]
         failed = sum(r.status == JobStatus.FAILED for r in returns)
-        print(f"{where} ended after {seconds / 60:.1f} min: {len(returns) - failed} runs done, {failed} failed", flush=True)
+        print(f"{where} ended after {seconds / 60:.1f} min: {len(returns) - failed} runs done, {failed} failed",
+              flush=True)
         for config, ret in zip(pack, returns):
-            label = f"job {config.hydra.job.num + 1}/{self.sweep_size} ({config.hydra.job.override_dirname or 'defaults'})"
+            label = (f"job {config.hydra.job.num + 1}/{self.sweep_size} "
+                     f"({config.hydra.job.override_dirname or 'defaults'})")
             print(f"{label} failed: {ret._return_value}" if ret.status == JobStatus.FAILED
                   else f"{label} best cos_sim {ret._return_value:.4f}", flush=True)
         return returns

@@ -26,9 +26,9 @@ from pytorch_pretrained_biggan.model import PRETRAINED_MODEL_ARCHIVE_MAP
 from torch.nn.utils.spectral_norm import SpectralNorm
 
 from ..errors import ConfigError
+from ..identity import reads_weights
 from .base import Generator
 from .precision import autocast, check_precision, memory_format
-from ..identity import reads_weights
 from .pretrained import load_checkpoint, load_into, locate_or_download, weights_dir
 
 Z_DIM = 128
@@ -52,7 +52,8 @@ def biggan_config(size: int) -> BigGANConfig:
     if size not in LAYERS:
         raise ConfigError(f"BigGAN-deep size must be one of {', '.join(map(str, LAYERS))}, got {size}")
     return BigGANConfig(output_dim=size, z_dim=Z_DIM, class_embed_dim=128, channel_width=128, num_classes=NUM_CLASSES,
-                        layers=[list(layer) for layer in LAYERS[size]], attention_layer_position=8, eps=1e-4, n_stats=51)
+                        layers=[list(layer) for layer in LAYERS[size]], attention_layer_position=8, eps=1e-4,
+                        n_stats=51)
 
 
 def class_index(class_name: str | int) -> int:

@@ -22,7 +22,8 @@ WORLD_CLIP = "shapes-clip-rn"
 def build_open_clip(model_name: str) -> torch.nn.Module:
     """A randomly initialised open_clip model of a registered architecture."""
     if model_name not in open_clip.list_models():
-        raise ConfigError(f"unknown open_clip model '{model_name}'; known: {', '.join(open_clip.list_models()[:8])}, ...")
+        raise ConfigError(f"unknown open_clip model '{model_name}'; "
+                          f"known: {', '.join(open_clip.list_models()[:8])}, ...")
     return open_clip.create_model(model_name, pretrained=None)
 
 

@@ -22,9 +22,9 @@ import torch
 from safetensors import SafetensorError
 
 from ..errors import ConfigError, WeightsError
+from ..identity import reads_weights
 from .clip import OpenClipScorer
 from .precision import autocast, check_precision
-from ..identity import reads_weights
 from .pretrained import locate_or_download, weights_dir
 
 HUB_URL = "https://huggingface.co"
@@ -92,7 +92,8 @@ def load_weights(model: torch.nn.Module, path: Path, label: str) -> None:
         open_clip.load_checkpoint(model, str(path), strict=True, weights_only=True)
     except LOAD_ERRORS as err:
         reason = (str(err).splitlines() or [type(err).__name__])[0]
-        raise WeightsError(f"cannot load the {label} weights {path} (corrupt, truncated or another model's): {reason}") from err
+        raise WeightsError(f"cannot load the {label} weights {path} (corrupt, truncated or another model's): "
+                           f"{reason}") from err
 
 
 class PrecisionClipScorer(OpenClipScorer):
@@ -126,7 +127,8 @@ def pretrained_clip(model_name: str = "ViT-B-32", pretrained: str = "openai", ra
     model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=cfg.get("quick_gelu", False))
     if cfg:
         # the tag's own normalisation and interpolation
-        preprocess = open_clip.get_model_preprocess_cfg(model) | {k: cfg[k] for k in ("mean", "std", "interpolation") if k in cfg}
+        preprocess = open_clip.get_model_preprocess_cfg(model) | {
+            k: cfg[k] for k in ("mean", "std", "interpolation") if k in cfg}
         open_clip.set_model_preprocess_cfg(model, preprocess)
     if path is not None:
         load_weights(model, path, f"CLIP {model_name} ({pretrained})")

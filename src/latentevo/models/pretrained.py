@@ -11,8 +11,8 @@ import os
 import pickle
 import socket
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlparse
 
 import torch
@@ -75,7 +75,8 @@ def locate_or_download(model: str, filename: str, directory: str | Path | None, 
     if path.is_file():
         return path
     if not can_download(url):
-        raise missing_weights(model, path, how_to_get, f" and {urlparse(url).hostname} cannot be reached to download it")
+        raise missing_weights(model, path, how_to_get,
+                              f" and {urlparse(url).hostname} cannot be reached to download it")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     try:
@@ -96,11 +97,14 @@ def load_checkpoint(path: str | Path, model: str) -> dict[str, torch.Tensor | ob
         if path.suffix == ".safetensors":
             return load_file(path)
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+    except (SafetensorError, OSError, RuntimeError, EOFError, ValueError, zipfile.BadZipFile,
+            pickle.UnpicklingError) as err:
         # torch's weights-only refusal suggests weights_only=False, which this project never uses
         weights_only = isinstance(err, pickle.UnpicklingError)
-        reason = "it holds more than tensors and plain containers" if weights_only else (str(err).splitlines() or [type(err).__name__])[0]
-        raise WeightsError(f"cannot read the {model} weights {path} (corrupt, truncated or not a checkpoint): {reason}") from err
+        reason = ("it holds more than tensors and plain containers" if weights_only
+                  else (str(err).splitlines() or [type(err).__name__])[0])
+        raise WeightsError(f"cannot read the {model} weights {path} (corrupt, truncated or not a checkpoint): "
+                           f"{reason}") from err
 
 
 def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], model: str, source: str | Path) -> None:

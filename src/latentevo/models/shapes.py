@@ -29,7 +29,8 @@ class ShapesGenerator(Generator):
         super().__init__()
         needed = coords_needed(max_objects)
         if latent_dim < needed:
-            raise ConfigError(f"shapes generator needs latent_dim >= {needed} for max_objects={max_objects}, got {latent_dim}")
+            raise ConfigError(f"shapes generator needs latent_dim >= {needed} for max_objects={max_objects}, "
+                              f"got {latent_dim}")
         if resolution < 8:
             raise ConfigError(f"shapes generator resolution must be >= 8, got {resolution}")
         self.latent_dim, self.resolution, self.max_objects = latent_dim, resolution, max_objects

@@ -22,9 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError, WeightsError
+from ..identity import reads_weights
 from .base import Generator
 from .precision import autocast, check_precision, memory_format
-from ..identity import reads_weights
 from .pretrained import load_checkpoint, load_into, locate, weights_dir
 
 # The published models and their output sizes (LSUN car: 512x384 content inside a 512x512 frame).
@@ -102,7 +102,8 @@ class Upsample(nn.Module):
 class EqualLinear(nn.Module):
     """Linear layer with equalised learning rate: weights stored N(0, 1), scaled at run time."""
 
-    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0, activation: bool = False):
+    def __init__(self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activation: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
@@ -218,7 +219,8 @@ class StyleGAN2Network(nn.Module):
             raise ConfigError(f"StyleGAN2 resolution must be a power of two >= 8, got {resolution}")
         self.resolution, self.style_dim = resolution, style_dim
         self.style = nn.Sequential(
-            PixelNorm(), *(EqualLinear(style_dim, style_dim, lr_mul=MAPPING_LR_MUL, activation=True) for _ in range(n_mlp))
+            PixelNorm(),
+            *(EqualLinear(style_dim, style_dim, lr_mul=MAPPING_LR_MUL, activation=True) for _ in range(n_mlp)),
         )
         self.input = ConstantInput(channels(4))
         self.conv1 = StyledConv(channels(4), channels(4), style_dim)
@@ -302,7 +304,8 @@ class StyleGAN2Generator(Generator):
         published = DATASETS[dataset]
         resolution = resolution or published
         if not random_init and resolution != published:
-            raise ConfigError(f"StyleGAN2-{dataset} weights are {published} px; resolution={resolution} needs random_init=true")
+            raise ConfigError(f"StyleGAN2-{dataset} weights are {published} px; "
+                              f"resolution={resolution} needs random_init=true")
         self.dataset, self.space, self.truncation_psi = dataset, space, truncation_psi
         self.precision, self.layout = check_precision(precision), memory_format(channels_last)
         path = None if random_init else weights_path(dataset, weights)  # a missing file stops before the build

@@ -3,7 +3,7 @@ for generators with a ground truth (the shapes world), what the images really sh
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

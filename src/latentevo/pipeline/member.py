@@ -4,7 +4,7 @@ streams. Each generation the pack asks it for candidates and tells it their fitn
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -12,13 +12,13 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from ..models.base import Generator
 from ..identity import IDENTITY_TAG, finished_run
+from ..models.base import Generator
 from ..resume import Job
 from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, state_is_picklable, tell, to_evaluate
 from ..tracking import RunLogger, tracked_run
-from .models import Models, Request, build
 from .measures import ground_truth
+from .models import Models, Request, build
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
@@ -87,8 +87,8 @@ class PackedRun:
             self.tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         else:
             how = "restoring its search state" if restored is not None else "replaying its generations from the seed"
-            tqdm.write(f"{self.spec.prefix}resuming MLflow run {self.tracker.run_id} ({self.spec.name}) after generation "
-                       f"{state['generation']}, {how}")
+            tqdm.write(f"{self.spec.prefix}resuming MLflow run {self.tracker.run_id} ({self.spec.name}) "
+                       f"after generation {state['generation']}, {how}")
             self.tracker.log_points(state["pending"])
         if restored is None:
             problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound)

@@ -82,7 +82,8 @@ class Models:
         tokens = self.scorer.count_tokens(prompt)
         if tokens > self.scorer.context_length:
             raise ConfigError(
-                f"prompt is {tokens} tokens, longer than the scorer's context of {self.scorer.context_length}; shorten it"
+                f"prompt is {tokens} tokens, longer than the scorer's context of {self.scorer.context_length}; "
+                "shorten it"
             )
 
     @torch.inference_mode()

@@ -6,8 +6,8 @@ pack, the others go on. `python run.py` is a pack of one."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from tqdm import tqdm
 
@@ -40,7 +40,8 @@ class Preempted(KeyboardInterrupt):
 
 
 def skipped_line(prefix: str, name: str, run_id: str) -> str:
-    return f"{prefix}skipped {name}: MLflow run {run_id} with the same config already FINISHED (resume=false runs it again)"
+    return (f"{prefix}skipped {name}: MLflow run {run_id} with the same config already FINISHED "
+            "(resume=false runs it again)")
 
 
 def user_error(err: BaseException) -> BaseException:
@@ -158,7 +159,8 @@ class Pack:
             return
         best = run.last.best_cos_sim
         self.outcomes[i] = Outcome(run.spec, "FINISHED", run.tracker.run_id, best)
-        tqdm.write(f"{run.spec.prefix}best cos_sim {best:.4f} | best image {best_image} | MLflow run {run.tracker.run_id}")
+        tqdm.write(f"{run.spec.prefix}best cos_sim {best:.4f} | best image {best_image} | "
+                   f"MLflow run {run.tracker.run_id}")
 
     def _failed(self, i: int, spec: RunSpec, err: Exception, run: PackedRun | None = None) -> None:
         if run is not None:

@@ -111,7 +111,8 @@ def validate(cfg: DictConfig) -> None:
     algorithm_cls = get_class(cfg.algo._target_)
     needed = min_pop_size(algorithm_cls)
     if cfg.pop_size < needed:
-        raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; it needs pop_size >= {needed}")
+        raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; "
+                          f"it needs pop_size >= {needed}")
     check_population_fits(cfg.pop_size, cfg.generator.get("latent_dim"))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import Iterator
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode

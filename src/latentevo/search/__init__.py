@@ -10,6 +10,6 @@ from .duplicates import BoundedDuplicateElimination
 from .loop import Generation, evolve, min_pop_size, run_on, state_is_picklable, tell, to_evaluate
 from .problem import FitnessError, GivenFitness, LatentProblem, PriorSampling
 
-__all__ = ["BoundedDuplicateElimination", "CheckpointError", "FitnessError", "Generation", "GivenFitness", "LatentProblem",
-           "PriorSampling", "evolve", "load_checkpoint", "min_pop_size", "population_diversity", "run_on", "save_checkpoint",
-           "state_is_picklable", "tell", "to_evaluate"]
+__all__ = ["BoundedDuplicateElimination", "CheckpointError", "FitnessError", "Generation", "GivenFitness",
+           "LatentProblem", "PriorSampling", "evolve", "load_checkpoint", "min_pop_size", "population_diversity",
+           "run_on", "save_checkpoint", "state_is_picklable", "tell", "to_evaluate"]

@@ -24,8 +24,9 @@ import pickle
 import secrets
 import sys
 import types
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..errors import LatentevoError
 
@@ -34,7 +35,8 @@ MAGIC = b"latentevo-checkpoint 2\n"
 KEY_BYTES = 32
 # packages a search state's classes come from; builtins are allowed name by name
 SAFE_PACKAGES = ("pymoo", "numpy", "cma", "copyreg", "collections", "_codecs", "latentevo.search")
-SAFE_BUILTINS = {"bool", "int", "float", "complex", "str", "bytes", "bytearray", "tuple", "list", "dict", "set", "frozenset", "slice", "range", "object"}
+SAFE_BUILTINS = {"bool", "int", "float", "complex", "str", "bytes", "bytearray", "tuple", "list", "dict", "set",
+                 "frozenset", "slice", "range", "object"}
 
 
 class CheckpointError(LatentevoError):

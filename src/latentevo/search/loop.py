@@ -5,8 +5,8 @@ score the candidates of many runs together and tell each run its own fitness."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from pymoo.algorithms.soo.nonconvex.cmaes import CMAES

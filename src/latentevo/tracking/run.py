@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Iterator, Mapping
 from urllib.parse import unquote, urlparse
 
 import numpy as np

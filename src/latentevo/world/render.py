@@ -32,10 +32,10 @@ class Scene:
     def __len__(self) -> int:
         return self.shape.shape[0]
 
-    def index(self, idx) -> "Scene":
+    def index(self, idx) -> Scene:
         return Scene(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
-    def to(self, device: torch.device | str) -> "Scene":
+    def to(self, device: torch.device | str) -> Scene:
         return Scene(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
     @property
