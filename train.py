@@ -9,7 +9,7 @@ import hydra
 from omegaconf import DictConfig
 
 from latentevo.cli import exit_on_error
-from latentevo.gan.jobs import train_job
+from latentevo.training.driver import train_job
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="train")

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from latentevo.tracking import tracking_uri
-from latentevo.tracking.store import PROJECT_DIR
+from latentevo.paths import PROJECT_DIR
 
 DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "analysis"
 # params that say which job a run was, under the names the analysis uses

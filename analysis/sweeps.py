@@ -14,7 +14,7 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from latentevo.tracking.store import PROJECT_DIR
+from latentevo.paths import PROJECT_DIR
 
 from .load import IDENTITY, client_for, run_table, search_finished
 

@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .errors import LatentevoError
 from .search import CheckpointError, load_checkpoint, save_checkpoint
-from .tracking.store import PROJECT_DIR
+from .paths import PROJECT_DIR
 
 #: keys that change how a job runs but not what it computes
 NOT_IDENTITY = ("threads", "checkpoint_every", "checkpoint_dir", "resume", "weights")
