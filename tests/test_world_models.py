@@ -144,7 +144,8 @@ def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(worl
     assert {run.info.status for run in runs} == {"FINISHED"}
     # the mini-CLIP trained beside the classifier
     times = {run.info.run_name: (run.info.start_time, run.info.end_time) for run in runs}
-    assert times["clip-quick"][0] < times["classifier-quick"][1] and times["classifier-quick"][0] < times["clip-quick"][1]
+    assert times["clip-quick"][0] < times["classifier-quick"][1]
+    assert times["classifier-quick"][0] < times["clip-quick"][1]
     assert all(json.loads((out / f"{m}.json").read_text())["evaluation"] for m in models)
     assert set(read_manifest(out)) == {f"{m}.{ext}" for m in models for ext in ("json", "safetensors")}
     assert all(verified_path(name, out) for name in read_manifest(out))

@@ -124,7 +124,9 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def dcgan_shapes(random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0) -> TrainedGenerator:
+def dcgan_shapes(
+    random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0
+) -> TrainedGenerator:
     """The DCGAN trained on shapes-world renders (or the same network randomly initialised)."""
     if random_init:
         net = DCGANNetG(upsample="resize", classes=WORLD_CLASSES)

@@ -29,7 +29,8 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], config: dict | None
     """Weights (float16 with `half`: half the size; they run in float32 after loading) renamed
     into place, and the JSON config that rebuilds their network beside them (`<name>.json`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous() for k, v in state.items()}
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in state.items()}
     partial = path.with_name(path.name + ".partial")
     save_file(state, str(partial))
     partial.replace(path)

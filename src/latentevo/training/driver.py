@@ -54,8 +54,8 @@ def trainer_for(cfg: DictConfig, source: ImageSource, g: torch.Generator, device
     name = m.pop("name")
     if name in ("dcgan", "egan"):
         m |= {key: tuple(m[key]) for key in ("classes", "mutations") if key in m}
-        gan = GANConfig(**m, instance_noise=cfg.instance_noise, noise_anneal=cfg.noise_anneal, real_label=cfg.real_label,
-                        device=str(device))
+        tricks = {key: cfg[key] for key in ("instance_noise", "noise_anneal", "real_label")}
+        gan = GANConfig(**m, **tricks, device=str(device))
         return EGANTrainer(gan, source, g) if name == "egan" else DCGANTrainer(gan, source, g)
     if device.type != "cpu":
         raise ConfigError(f"device={cfg.device}: only the GANs (model=dcgan, egan) train on an accelerator")
