@@ -87,9 +87,10 @@ def open_experiment(experiment_name: str, uri: str | None = None) -> tuple[Mlflo
     schema too), so that parallel jobs may meet a fresh store."""
     uri = uri or tracking_uri()
     _check_reachable(uri)
-    client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
     try:
         with _creation_lock(uri):
+            # a client creates (or migrates) the store's tables when it is made
+            client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
             experiment = client.get_experiment_by_name(experiment_name)
             if experiment is not None:
                 return client, experiment.experiment_id
