@@ -25,7 +25,8 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick world-docs run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
+.PHONY: help setup test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -49,11 +50,37 @@ test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed ML
 test-trained: ## the tests that judge results with the trained shapes-world models
 	$(PY) -m pytest -m trained_weights
 
-world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world
-	$(PY) -m latentevo.training.world --jobs 2
+# The shapes-world models (docs/world.md): train.py runs of the committed recipes in conf/gan/world/
+# (experiment shapes-world), float16 safetensors into the directory with its sha256 manifest. The
+# mini-CLIP trains beside the classifier and then the DCGAN, which the classifier judges, one CPU
+# thread each; the DCGAN's recipe is the GPU one when PyTorch sees a GPU (WORLD_DCGAN=dcgan_cpu or
+# dcgan_gpu chooses). A FINISHED run of the same config whose weights are there is not run again.
+WORLD_DIR ?= src/latentevo/assets/world
+WORLD_QUICK_DIR ?= .cache/world-quick
+WORLD_DCGAN ?= $(shell $(PY) -c 'import torch; print("dcgan_gpu" if torch.cuda.is_available() else "dcgan_cpu")')
+world_train = $(PY) train.py world=$(2) world_dir=$(1) 'hydra.run.dir=.cache/world-runs/$(notdir $(1))/$(2)'
+WORLD_QUICK_ARGS ?= eval_samples=200 final_samples=200
+WORLD_QUICK_clip ?= model.iterations=9 model.image_pretrain_steps=3 model.batch_size=16 model.warmup=2
+WORLD_QUICK_classifier ?= model.iterations=6 model.batch_size=16
+WORLD_QUICK_dcgan ?= model.iterations=6 model.batch_size=16
 
-world-quick: ## a quick, low-quality build of the shapes-world models
-	$(PY) -m latentevo.training.world --quick
+world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world (~50 min on 2 cores)
+	$(MAKE) -j2 world-clip world-dcgan
+
+world-clip world-classifier:
+	$(call world_train,$(WORLD_DIR),$(@:world-%=%))
+
+world-dcgan: world-classifier
+	$(call world_train,$(WORLD_DIR),$(WORLD_DCGAN))
+
+world-quick: ## a quick, low-quality build of the shapes-world models into $(WORLD_QUICK_DIR) (about a minute)
+	$(MAKE) -j2 world-quick-clip world-quick-dcgan
+
+world-quick-clip world-quick-classifier world-quick-dcgan: world-quick-%:
+	$(call world_train,$(WORLD_QUICK_DIR),$(if $(filter dcgan,$*),dcgan_cpu,$*)) run_name=$*-quick \
+		$(WORLD_QUICK_ARGS) $(WORLD_QUICK_$*)
+
+world-quick-dcgan: world-quick-classifier
 
 world-docs: ## pictures of the shapes world for docs/ (renders with captions, generator samples)
 	$(PY) -m latentevo.training.gallery --out docs

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from latentevo.cli import exit_on_error
-from latentevo.gan.jobs import pixel_job
+from latentevo.training.pixel_ga import pixel_job
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="pixel_ga")

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 from latentevo.tracking import tracking_uri
-from latentevo.tracking.store import PROJECT_DIR
+from latentevo.paths import PROJECT_DIR
 
 from . import eval as E
 from . import eval_figures as EF

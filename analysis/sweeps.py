@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from latentevo.errors import LatentevoError
 from latentevo.identity import finished_run, job_identity
 from latentevo.pipeline import RunSpec
-from latentevo.tracking.store import PROJECT_DIR
+from latentevo.paths import PROJECT_DIR
 
 from .load import client_for
 

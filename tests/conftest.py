@@ -21,3 +21,14 @@ def store(tmp_path_factory):
     uri = f"sqlite:///{path / 'mlflow.db'}"
     open_experiment("warmup", uri)
     return uri
+
+
+@pytest.fixture(scope="session")
+def world_quick(tmp_path_factory):
+    """`make world-quick` into a fresh directory and a fresh store (which its two parallel
+    train.py processes meet at once): the store's URI, the directory, and make's result."""
+    from gan_cli import run_world_quick
+
+    root = tmp_path_factory.mktemp("world-quick")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    return uri, root / "world", run_world_quick(uri, root / "world")

@@ -15,10 +15,10 @@ from latentevo.errors import ConfigError, WeightsError
 from latentevo.evaluation import train_cifar10
 from latentevo.evaluation.evaluate import evaluation_prompt
 from latentevo.pipeline.spec import run_params
-from latentevo.evaluation.classifiers import (
+from latentevo.models.classifier import (
     CIFAR10_LABELS, RESNET50_FILE, Cifar10CNN, Cifar10Net, ImageNetResNet50, ShapesAttributeClassifier,
-    save_cifar10_weights,
 )
+from latentevo.models.weights import save_weights
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.tracking import open_experiment
 from latentevo.world import SHAPES
@@ -170,7 +170,7 @@ def test_real_classifiers_random_init_give_probabilities_over_their_classes():
 def test_cifar10_weights_round_trip(tmp_path):
     torch.manual_seed(0)
     net = Cifar10Net().eval()
-    save_cifar10_weights(net, tmp_path / "cifar10-cnn.safetensors")
+    save_weights(tmp_path / "cifar10-cnn.safetensors", net.state_dict())
     images = torch.rand(3, 3, 32, 32)
     loaded = Cifar10CNN(weights=str(tmp_path))
     torch.testing.assert_close(loaded.probabilities(images), net(images).softmax(-1))

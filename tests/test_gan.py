@@ -6,18 +6,17 @@ import pandas as pd
 import pytest
 import torch
 
-from hydra import compose, initialize_config_dir
-
 from analysis import egan, facegen
 from analysis.egan import final_quality
-from gan_cli import SMALL_GAN, gan_runs, history, run_entry
-from pipeline_cli import ROOT, error_lines, run_cli, runs_of
+from gan_cli import SMALL_GAN, compose_train, gan_runs, history, run_entry
+from pipeline_cli import error_lines, run_cli, runs_of
 from latentevo.errors import ConfigError, WeightsError
-from latentevo.gan import checkpoint, jobs
-from latentevo.gan.adversarial import EGANTrainer, GANConfig, select
-from latentevo.gan.datasets import DatasetError, ShapesSource, image_source
-from latentevo.gan.fid import fd_classifier, fid, fid_inception_net
-from latentevo.gan.losses import MUTATIONS
+from latentevo.models.trained import trained_generator
+from latentevo.training import driver
+from latentevo.training.data import DatasetError, ShapesSource, image_source
+from latentevo.training.gan import EGANTrainer, GANConfig, select
+from latentevo.training.losses import MUTATIONS
+from latentevo.training.quality import fd_classifier, fid, fid_inception_net
 from latentevo.models.classifier import shapes_classifier
 
 MUTATION_NAMES = list(MUTATIONS)
@@ -75,7 +74,7 @@ def test_a_trained_job_run_again_with_other_threads_is_skipped(store, trained, m
     runs_before = len(gan_runs(store)[1])
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     args = ["model=dcgan", "model.iterations=3", "model.batch_size=8", *SMALL_GAN, f"save={weights}/dcgan.safetensors"]
-    assert np.isnan(jobs.train(compose_train([*args, "threads=2"])))
+    assert np.isnan(driver.train(compose_train([*args, "threads=2"])))
     assert f"skipped: MLflow run {run.info.run_id} trained this config" in capsys.readouterr().out
     assert len(gan_runs(store)[1]) == runs_before
 
@@ -120,7 +119,7 @@ def test_every_mutation_pushes_the_generator_toward_fooling_the_discriminator():
 def test_trained_generator_searches_in_run_py(store, trained, tmp_path):
     _, weights = trained
     for model in ("egan", "vae"):
-        generator = checkpoint.trained_generator(str(weights / f"{model}.safetensors"))
+        generator = trained_generator(str(weights / f"{model}.safetensors"))
         images = generator(generator.sample_latents(4))
         assert images.shape == (4, 3, 32, 32) and 0 <= images.min() and images.max() <= 1
     result = run_cli(["generator=trained_gan", f"generator.path={weights / 'egan.safetensors'}", "generations=2",
@@ -131,12 +130,12 @@ def test_trained_generator_searches_in_run_py(store, trained, tmp_path):
 
 def test_missing_or_corrupt_generator_weights_are_one_line_errors(tmp_path):
     with pytest.raises(WeightsError, match="no trained network"):
-        checkpoint.trained_generator(str(tmp_path / "none.safetensors"))
+        trained_generator(str(tmp_path / "none.safetensors"))
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a safetensors file")
     bad.with_suffix(".json").write_text('{"model": "dcgan", "architecture": {"nz": 100, "ngf": 64}}')
     with pytest.raises(WeightsError, match="corrupt") as err:
-        checkpoint.trained_generator(str(bad))
+        trained_generator(str(bad))
     assert "\n" not in str(err.value)
 
 
@@ -190,11 +189,6 @@ def test_bad_input_is_one_line_and_leaves_no_run_running(store, tmp_path, args, 
     assert all(r.info.status != "RUNNING" for r in runs)
 
 
-def compose_train(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(ROOT / "conf" / "gan"), version_base="1.3"):
-        return compose("train", overrides=overrides)
-
-
 @pytest.mark.parametrize("overrides,message", [
     (["model.mutations=[minimax,bogus]"], "unknown mutations"),
     (["model=vae", "model.iterations=0"], "model.iterations must be an integer >= 1"),
@@ -202,7 +196,7 @@ def compose_train(overrides: list[str]):
 ])
 def test_bad_settings_are_config_errors_before_any_run(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        jobs.train(compose_train([*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides))
+        driver.train(compose_train([*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides))
 
 
 def test_egan_summary_averages_seeds_and_gives_their_range():

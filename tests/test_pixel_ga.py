@@ -6,10 +6,10 @@ import torch
 
 from gan_cli import gan_runs, history, run_entry
 from pipeline_cli import error_lines
-from latentevo.gan import checkpoint
-from latentevo.gan.datasets import ShapesSource
-from latentevo.gan.pixel_ga import PixelProblem, ResetMutation, facegen_ga
-from latentevo.gan.realness import RealnessConfig, RealnessTrainer, bernoulli_noise
+from latentevo.models.weights import save_weights
+from latentevo.training.data import ShapesSource
+from latentevo.training.pixel_ga import PixelProblem, ResetMutation, facegen_ga
+from latentevo.training.realness import RealnessConfig, RealnessTrainer, bernoulli_noise
 from latentevo.search import evolve
 
 
@@ -69,7 +69,7 @@ def test_the_realness_cnn_learns_to_rank_clean_above_noised_images():
 def realness_weights(tmp_path_factory):
     trainer = RealnessTrainer(RealnessConfig(iterations=1, width=8), ShapesSource(), torch.Generator().manual_seed(0))
     path = tmp_path_factory.mktemp("realness") / "realness.safetensors"
-    checkpoint.save(path, *trainer.export())
+    save_weights(path, trainer.network().state_dict(), {"model": "realness", "architecture": trainer.architecture()})
     return path
 
 

@@ -5,7 +5,7 @@ import pytest
 from mlflow.entities import ViewType
 
 from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
-from latentevo.tracking.store import PROJECT_DIR
+from latentevo.paths import PROJECT_DIR
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """The committed shapes-world models: they load offline, are verified, and meet their numbers."""
 
+import json
 import random
 import shutil
 
@@ -11,13 +12,11 @@ from latentevo.errors import WeightsError
 from latentevo.models.classifier import shapes_classifier
 from latentevo.models.clip import shapes_clip
 from latentevo.models.dcgan import dcgan_shapes
-from latentevo.models.weights import WORLD_DIR, read_manifest
+from latentevo.models.weights import WORLD_DIR, read_manifest, verified_path
 from latentevo.training.classifier import evaluate_classifier
 from latentevo.training.clip_eval import evaluate_scorer
-from latentevo.gan.datasets import labelled_shapes_batch, shapes_batch
+from latentevo.training.data import labelled_shapes_batch, scene_batch, shapes_batch
 from latentevo.training.quality import world_quality
-from latentevo.training.world import EXPERIMENT, MODELS, build_parallel
-from latentevo.training.data import scene_batch
 from latentevo.world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from latentevo.world.captions import sample_content
 
@@ -93,7 +92,7 @@ def test_dcgan_samples_hold_the_objects_they_are_asked_for(classifier):
     quality = world_quality(classifier, samples, reference, asked=gen.net.class_labels(z))
     # Baseline: each sample flattened to its mean colour (right backgrounds, no object).
     flat = world_quality(classifier, samples.mean((2, 3), keepdim=True).expand_as(samples).contiguous(), reference)
-    assert quality["frechet_classifier"] < 0.05 * flat["frechet_classifier"]
+    assert quality["fd_classifier"] < 0.05 * flat["fd_classifier"]
     assert quality["confident_rate"] >= 0.4 > flat["confident_rate"]
     # Chance: 1 in 6 shapes, 1 in 8 colours (docs/world.md: 68 % and 85 % on 2,000 samples).
     assert quality["asked_shape"] >= 0.5 and quality["asked_colour"] >= 0.7
@@ -134,18 +133,22 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
     assert {"corrupt": "checksum", "missing": "missing", "unlisted": "not listed"}[damage] in message
 
 
-def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(tmp_path, monkeypatch):
+def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(world_quick):
     # Two processes meeting a store that does not exist yet used to race to create its tables.
-    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    out = tmp_path / "world"
-    results = build_parallel(MODELS, out, quick=True, jobs=2, threads=2)
-    assert set(results) == set(MODELS) and all(results.values())
-    client = MlflowClient(tracking_uri=store)
-    runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
-    assert sorted(run.info.run_name for run in runs) == sorted(f"{m}-quick" for m in MODELS)
+    uri, out, result = world_quick
+    assert result.returncode == 0, result.stderr[-3000:]
+    models = ("clip", "classifier", "dcgan")
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("shapes-world").experiment_id])
+    assert sorted(run.info.run_name for run in runs) == sorted(f"{m}-quick" for m in models)
     assert {run.info.status for run in runs} == {"FINISHED"}
-    assert set(read_manifest(out)) == {f"{m}.{ext}" for m in ("clip", "classifier", "dcgan") for ext in ("json", "safetensors")}
+    # the mini-CLIP trained beside the classifier
+    times = {run.info.run_name: (run.info.start_time, run.info.end_time) for run in runs}
+    assert times["clip-quick"][0] < times["classifier-quick"][1]
+    assert times["classifier-quick"][0] < times["clip-quick"][1]
+    assert all(json.loads((out / f"{m}.json").read_text())["evaluation"] for m in models)
+    assert set(read_manifest(out)) == {f"{m}.{ext}" for m in models for ext in ("json", "safetensors")}
+    assert all(verified_path(name, out) for name in read_manifest(out))
     clip = shapes_clip(weights_dir=out)
     assert clip.embed_text(["a red circle"]).shape == (1, 128)
     assert shapes_classifier(weights_dir=out)(torch.rand(2, 3, 64, 64))["shape"].shape == (2, 6)

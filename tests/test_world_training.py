@@ -1,36 +1,43 @@
-"""Training code of the world models, on tiny budgets (the real builds are `make world`)."""
+"""Training code of the world models on tiny budgets (the real builds are `make world`): the
+trainers, the committed recipes in conf/gan/world/, and train.py's checkpoints and resume."""
 
 import json
 import random
-from dataclasses import replace
 
 import pytest
 import torch
+from mlflow import MlflowClient
+from safetensors.torch import load_file
 
-from latentevo.models.dcgan import DCGANNetD, DCGANNetG, init_weights
-from latentevo.training.clip import ClipTrainConfig, caption_batch, train_clip, without_pairs
-from latentevo.training.data import HELD_OUT_PAIRS, degrade, scene_batch
-from latentevo.models.dcgan import dcgan_shapes
-from latentevo.training.dcgan import DCGAN_GPU, DCGANTrainConfig, main as train_dcgan_main, save_dcgan, train_dcgan, unconditional
-from latentevo.models.weights import write_manifest
+from gan_cli import compose_train, history
+from latentevo.errors import ConfigError
+from latentevo.models.dcgan import DCGANNetD, DCGANNetG, dcgan_shapes, init_weights
+from latentevo.models.trained import load_network
+from latentevo.models.weights import WORLD_DIR
+from latentevo.search import CheckpointError
+from latentevo.training import driver
+from latentevo.training.clip import ClipTrainConfig, ClipTrainer, caption_batch, without_pairs
+from latentevo.training.data import HELD_OUT_PAIRS, ShapesSource, degrade, scene_batch
+from latentevo.training.gan import DCGANTrainer, GANConfig
 from latentevo.training.quality import frechet_distance
-from latentevo.models.classifier import shapes_classifier
-from latentevo.training.world import build_dcgan, recipes
-from latentevo.world import parse_prompt
+from latentevo.world import ATTRIBUTES, parse_prompt
+
+ALL_CLASSES = tuple(ATTRIBUTES)
 
 
 def test_evaluating_during_training_leaves_the_model_trainable():
-    seen = []
-
-    def evaluate(model):
-        seen.append({k: v.clone() for k, v in model.state_dict().items()})
-        return {}
-
-    cfg = ClipTrainConfig(image_pretrain_steps=1, steps=4, batch_size=8, warmup=1)
-    model = train_clip(cfg, evaluate=evaluate, eval_every=1)
+    trainer = ClipTrainer(ClipTrainConfig(iterations=5, image_pretrain_steps=1, batch_size=8, warmup=1),
+                          torch.Generator().manual_seed(0))
+    for _ in range(2):  # judged in the pretraining phase and in the contrastive one
+        trainer.step()
+        trainer.evaluate(8)
+    first = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    for _ in range(3):
+        trainer.step()
+    model = trainer.network()
     assert all(p.requires_grad for p in model.parameters())
-    # Parameters keep changing after the first evaluation.
-    first, last = seen[0], model.state_dict()
+    # Parameters keep changing after the evaluations.
+    last = model.state_dict()
     assert any(not torch.equal(first[k], last[k]) for k in first if first[k].is_floating_point())
 
 
@@ -73,19 +80,39 @@ def test_dcgan_upsampling_choices_keep_the_image_shape():
         DCGANNetG(100, 8, "bilinear")
 
 
-def test_dcgan_training_returns_the_ema_and_checkpoints_on_schedule():
-    cfg = DCGANTrainConfig(steps=6, batch_size=8, ngf=8, ndf=8, ema=0.5)
-    seen = []
-    net = train_dcgan(cfg, checkpoint=lambda step, g: seen.append((step, g)), checkpoint_every=2)
-    assert [s for s, _ in seen] == [2, 4, 6] and all(g is net for _, g in seen)
-    assert not net.training
-    # Same seed without the average: the last iterate, which the average lags behind.
-    raw = train_dcgan(replace(cfg, ema=0.0))
+def small_dcgan(ema: float = 0.0, classes: tuple[str, ...] = ALL_CLASSES) -> DCGANTrainer:
+    cfg = GANConfig(iterations=6, batch_size=8, ngf=8, ndf=8, upsample="resize", classes=classes, ema=ema)
+    torch.manual_seed(2)
+    return DCGANTrainer(cfg, ShapesSource(), torch.Generator().manual_seed(2))
+
+
+def trained(trainer: DCGANTrainer, judge=None) -> DCGANTrainer:
+    for _ in range(trainer.cfg.iterations):
+        trainer.step()
+        if judge is not None:
+            judge(trainer)
+    return trainer
+
+
+def test_the_dcgan_samples_and_saves_its_moving_average():
     z = torch.randn(4, 129)
-    assert not torch.allclose(net(z), raw(z))
+    averaged = trained(small_dcgan(ema=0.5))
+    assert averaged.generator() is averaged.ema and averaged.network() is averaged.ema and not averaged.ema.training
+    # Same seed without the average: the last iterate, which the average lags behind.
+    raw = trained(small_dcgan())
+    assert raw.generator() is raw.net_g
+    assert not torch.allclose(averaged.sample(z), raw.sample(z))
     # Judging the raw generator mid-run (eval mode, no gradients) leaves its training unchanged.
-    judged = train_dcgan(replace(cfg, ema=0.0), checkpoint=lambda step, g: g(z), checkpoint_every=1)
-    assert torch.equal(judged(z), raw(z))
+    judged = trained(small_dcgan(), judge=lambda t: t.sample(z))
+    assert torch.equal(judged.sample(z), raw.sample(z))
+
+
+def test_the_instance_noise_anneals_over_its_fraction_of_the_run():
+    trainer = small_dcgan()
+    sigmas = [trainer.step()["instance_noise"] for _ in range(6)]
+    assert sigmas[0] == pytest.approx(0.15) and sigmas[1] == pytest.approx(0.1) and sigmas[3:] == [0.0, 0.0, 0.0]
+    trainer.cfg.noise_anneal, trainer.iteration = 1.0, 3
+    assert trainer.sigma() == pytest.approx(0.075)
 
 
 def test_the_conditional_generator_reads_one_class_per_attribute_from_z():
@@ -111,26 +138,38 @@ def test_the_conditional_generator_reads_one_class_per_attribute_from_z():
     assert torch.equal(asked[:, :106], swapped[:, :106]) and torch.equal(swapped, before)
 
 
-def test_the_dcgan_recipe_follows_the_device():
-    assert recipes(False, "cpu")["dcgan"] == DCGANTrainConfig()
-    assert recipes(False, "cuda")["dcgan"] == DCGAN_GPU
-    assert DCGAN_GPU.steps > DCGANTrainConfig().steps
-    assert DCGAN_GPU.classes == DCGANTrainConfig().classes == ("shape", "colour", "size", "position", "background")
-    assert unconditional(DCGAN_GPU).classes == ()
-    assert recipes(True, "cuda") == recipes(True, "cpu")
+def test_an_unconditional_dcgan_reads_noise_only():
+    trainer = small_dcgan(classes=())
+    assert trainer.latent_dim == 100 and trainer.architecture()["classes"] == []
+    assert trainer.class_labels(torch.randn(3, 100)) == {}
 
 
-def test_a_conditional_dcgan_loads_back_with_its_class_order(tmp_path):
-    # JSON sorts keys: the class logits must keep the order they were trained in.
-    cfg = DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8)
-    assert cfg.classes == ("shape", "colour", "size", "position", "background")
-    net = train_dcgan(cfg)
-    save_dcgan(net, cfg, tmp_path, None, 0, "cpu")
-    write_manifest(tmp_path)
-    loaded = dcgan_shapes(weights_dir=tmp_path)
-    assert loaded.latent_dim == 129 and list(loaded.net.classes) == list(cfg.classes)
-    z = torch.randn(6, 129, generator=torch.Generator().manual_seed(1))
-    assert torch.allclose((net(z) + 1) / 2, loaded(z), atol=1e-2)
+def recipe(name: str, *overrides: str):
+    return compose_train([f"world={name}", *overrides])
+
+
+@pytest.mark.parametrize("model,name", [("clip", "clip"), ("classifier", "classifier"), ("dcgan", "dcgan_gpu")])
+def test_each_committed_model_was_trained_by_its_recipe(model, name):
+    """The recipe in conf/gan/world/ says what the committed JSON recorded of its training."""
+    committed = json.loads((WORLD_DIR / f"{model}.json").read_text())["training"]
+    cfg = recipe(name)
+    assert cfg.model.name == model and cfg.half and cfg.manifest and cfg.save.endswith(f"/{model}.safetensors")
+    assert cfg.model.iterations == committed.pop("steps") + committed.get("image_pretrain_steps", 0)
+    top = {"seed", "instance_noise", "noise_anneal", "real_label", "device"}
+    committed.pop("trained_steps", None)
+    for key, value in committed.items():
+        got = cfg[key] if key in top else cfg.model[key]
+        assert (list(got) if key == "classes" else got) == value, key
+
+
+def test_the_dcgan_recipes_differ_as_the_docs_say():
+    cpu, gpu = recipe("dcgan_cpu"), recipe("dcgan_gpu")
+    assert (cpu.device, gpu.device) == ("cpu", "cuda")
+    assert list(cpu.model.classes) == list(gpu.model.classes) == list(ALL_CLASSES)
+    assert (cpu.model.iterations, cpu.model.batch_size, cpu.model.ngf, cpu.model.ndf) == (5000, 64, 64, 64)
+    assert (gpu.model.iterations, gpu.model.batch_size, gpu.model.ngf, gpu.model.ndf) == (24000, 128, 128, 128)
+    assert (cpu.noise_anneal, cpu.model.ema, gpu.noise_anneal, gpu.model.ema) == (0.5, 0.0, 1.0, 0.999)
+    assert cpu.quality.world_dir == cpu.world_dir and cpu.quality.inception is False
 
 
 def test_the_projection_discriminator_judges_an_image_against_its_labels():
@@ -144,56 +183,99 @@ def test_the_projection_discriminator_judges_an_image_against_its_labels():
     assert torch.equal(plain(x), plain(x, circle))
 
 
-def test_dcgan_trains_alone_into_a_loadable_directory(tmp_path):
-    train_dcgan_main(["--device", "cpu", "--steps", "4", "--eval-every", "2", "--out", str(tmp_path)])
-    curve = [json.loads(line) for line in (tmp_path / "dcgan_checkpoints.jsonl").read_text().splitlines()]
-    assert [c["step"] for c in curve] == [2, 4]
-    assert all(c["frechet_classifier"] > 0 and 0 <= c["confident_rate"] <= 1 for c in curve)
-    losses = [json.loads(line) for line in (tmp_path / "dcgan_losses.jsonl").read_text().splitlines()]
-    assert [entry["step"] for entry in losses] == [0, 3]
-    assert all(entry["loss_d"] > 0 and entry["loss_g"] > 0 for entry in losses)
-    config = json.loads((tmp_path / "dcgan.json").read_text())
-    assert config["training"]["steps"] == config["training"]["trained_steps"] == 4
-    assert config["training"]["device"] == "cpu"
-    assert config["evaluation"]["frechet_classifier_real_vs_real"] < config["evaluation"]["frechet_classifier"]
-    assert 0 <= config["evaluation"]["asked_shape"] <= 1
-    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 129)).shape == (2, 3, 32, 32)
+def world_run(uri: str, name: str):
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("shapes-world").experiment_id],
+                                f"attributes.run_name = '{name}'")
+    return client, run
 
 
-def test_a_run_cut_short_keeps_the_generator_it_last_judged(tmp_path, monkeypatch):
-    import latentevo.training.dcgan as dcgan
+def test_the_quick_dcgan_is_judged_through_its_run_and_loads_with_its_class_order(world_quick):
+    uri, out, result = world_quick
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, run = world_run(uri, "dcgan-quick")
+    # judged at the first and the last iteration, and of the saved weights at the end
+    assert sorted(history(client, run.info.run_id, "fd_classifier")) == [1, 6]
+    losses = history(client, run.info.run_id, "loss_d")
+    assert sorted(losses) == [6] and all(v > 0 for v in losses.values())
+    assert history(client, run.info.run_id, "instance_noise")[6] == 0.0  # annealed over the first half
+    config = json.loads((out / "dcgan.json").read_text())
+    evaluation = config["evaluation"]
+    assert evaluation["fd_classifier"] > evaluation["fd_classifier_real"] > 0
+    assert run.data.metrics["fd_classifier_n200"] == evaluation["fd_classifier"]
+    assert 0 <= evaluation["confident_rate"] <= 1 and 0 <= evaluation["asked_shape"] <= 1
+    assert config["training"]["model"]["iterations"] == 6 and config["training"]["device"] == "cpu"
+    # JSON sorts keys: the class logits must keep the order they were trained in
+    assert [name for name, _ in config["architecture"]["classes"]] == list(ALL_CLASSES)
+    loaded = dcgan_shapes(weights_dir=out)
+    assert loaded.latent_dim == 129 and list(loaded.net.classes) == list(ALL_CLASSES)
+    # float16 on disk, as the committed models
+    assert all(t.dtype == torch.float16 for t in load_file(out / "dcgan.safetensors").values() if t.is_floating_point())
+    assert loaded(torch.zeros(2, 129)).shape == (2, 3, 32, 32)
 
-    judged, judge = [], dcgan.quality_vs_renders
 
-    def judge_then_cut(net, classifier, n, floor=False):
-        judged.append(n)
-        if len(judged) == 2:  # the lease runs out during the second judgement
+def resumable(tmp_path, name: str, *extra: str):
+    return compose_train(["model=dcgan", "model.iterations=6", "model.batch_size=8", "model.ngf=8", "model.ndf=8",
+                          "model.upsample=resize", "model.classes=[shape,colour]", "model.ema=0.5", "eval_every=3",
+                          "eval_samples=32", "final_samples=32", "sample_every=3", "checkpoint_every=2",
+                          f"save={tmp_path}/{name}.safetensors", f"checkpoint_dir={tmp_path}/ckpt",
+                          f"experiment_name=resume_{name}", *extra])
+
+
+def test_an_interrupted_training_resumes_in_its_run_and_ends_as_an_uninterrupted_one(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    driver.train(resumable(tmp_path, "whole"))
+    step = DCGANTrainer.step
+
+    def cut_at_five(trainer):
+        if trainer.iteration == 4:  # after the checkpoint of iteration 4
             raise KeyboardInterrupt
-        return judge(net, classifier, n, floor)
+        return step(trainer)
 
-    monkeypatch.setattr(dcgan, "quality_vs_renders", judge_then_cut)
+    monkeypatch.setattr(DCGANTrainer, "step", cut_at_five)
+    cut = resumable(tmp_path, "cut")
     with pytest.raises(KeyboardInterrupt):
-        train_dcgan_main(["--device", "cpu", "--steps", "6", "--eval-every", "2", "--out", str(tmp_path), "--unconditional"])
-    config = json.loads((tmp_path / "dcgan.json").read_text())
-    assert config["training"]["trained_steps"] == 2 and config["training"]["steps"] == 6
-    assert config["training"]["classes"] == [] == config["architecture"]["classes"]
-    assert config["evaluation"]["frechet_classifier"] > 0
-    assert dcgan_shapes(weights_dir=tmp_path)(torch.zeros(2, 100)).shape == (2, 3, 32, 32)
+        driver.train(cut)
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("resume_cut").experiment_id
+    (killed,) = client.search_runs([experiment])
+    assert killed.info.status == "KILLED"
+    checkpoint = driver.training_job(cut).checkpoint
+    assert torch.load(checkpoint, weights_only=True)["iteration"] == 4
+    monkeypatch.setattr(DCGANTrainer, "step", step)
+    driver.train(cut)
+    (run,) = client.search_runs([experiment])
+    assert run.info.run_id == killed.info.run_id and run.info.status == "FINISHED"
+    assert not checkpoint.exists()
+    assert sorted(history(client, run.info.run_id, "loss_d")) == [1, 2, 3, 4, 5, 6]
+    assert sorted(history(client, run.info.run_id, "fd_classifier")) == [1, 3, 6]
+    whole, resumed = load_network(tmp_path / "whole.safetensors"), load_network(tmp_path / "cut.safetensors")
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_a_damaged_checkpoint_is_one_line_naming_it(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    cfg = resumable(tmp_path, "damaged")
+    checkpoint = driver.training_job(cfg).checkpoint
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="cannot be read") as err:
+        driver.train(cfg)
+    assert str(checkpoint) in str(err.value) and "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("device", ["tpu", "cuda:x"])
-def test_an_unusable_device_is_one_line_and_exit_2(device, capsys):
-    with pytest.raises(SystemExit) as exc:
-        train_dcgan_main(["--device", device])
-    assert exc.value.code == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert f"error: --device {device}:" in lines[-1] and sum("error" in line for line in lines) == 1
+def test_an_unusable_device_is_a_config_error_before_any_run(device, store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    with pytest.raises(ConfigError, match=f"unknown device '{device}'"):
+        driver.train(resumable(tmp_path, "device", f"device={device}"))
+    client = MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("resume_device")
+    assert experiment is None or client.search_runs([experiment.experiment_id]) == []
 
 
-def test_a_full_world_build_logs_the_dcgan_quality_curve(tmp_path):
-    logged = []
-    cfg = DCGANTrainConfig(steps=2, batch_size=8, ngf=8, ndf=8)
-    metrics = build_dcgan(cfg, tmp_path, lambda step, m: logged.append((step, m)), False, shapes_classifier())
-    judged = [step for step, m in logged if "frechet_classifier" in m]
-    assert judged == [1, 2]
-    assert metrics["frechet_classifier"] > metrics["frechet_classifier_real_vs_real"] > 0
+def test_only_the_gans_train_on_an_accelerator(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setattr(driver, "resolve_device", lambda name: torch.device("cuda"))
+    with pytest.raises(ConfigError, match="only the GANs"):
+        driver.train(compose_train(["model=vae", "device=cuda", f"save={tmp_path}/vae.safetensors"]))

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from .errors import LatentevoError
 from .identity import job_identity
 from .search import CheckpointError, load_checkpoint, save_checkpoint
-from .tracking.store import PROJECT_DIR
+from .paths import PROJECT_DIR
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from ..errors import ConfigError
 from ..models.base import Generator
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
-from .classifiers import Classifier
+from ..models.classifier import Classifier
 
 PREDICTIONS = "eval_predictions.csv"
 IMAGES = "eval_images.npz"

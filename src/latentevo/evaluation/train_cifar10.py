@@ -1,4 +1,4 @@
-"""`make cifar10-classifier`: trains the CIFAR-10 CNN (classifiers.Cifar10Net) that the
+"""`make cifar10-classifier`: trains the CIFAR-10 CNN (models.classifier.Cifar10Net) that the
 evaluation `evaluation=cifar10` asks, and saves it as cifar10-cnn.safetensors in the weights
 directory. CIFAR-10 is read from --data (torchvision's cifar-10-batches-py layout), downloaded
 there first when the network allows.
@@ -19,8 +19,9 @@ from torchvision import datasets, transforms
 
 from ..devices import resolve_device
 from ..errors import LatentevoError, WeightsError
+from ..models.classifier import CIFAR10_FILE, Cifar10Net
 from ..models.pretrained import can_download, weights_dir
-from .classifiers import CIFAR10_FILE, Cifar10Net, save_cifar10_weights
+from ..models.weights import save_weights
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 DEFAULT_DATA = Path("~/.cache/latentevo/data")
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         train_set, test_set = cifar10(root, train=True), cifar10(root, train=False)
         model, test_accuracy = train(train_set, test_set, args.epochs, args.batch_size, resolve_device(args.device))
         path = weights_dir(args.weights) / CIFAR10_FILE
-        save_cifar10_weights(model, path)
+        save_weights(path, model.state_dict())
     except LatentevoError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

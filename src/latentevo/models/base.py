@@ -84,3 +84,18 @@ class Scorer(nn.Module, ABC):
     def cos_sim(self, images: torch.Tensor, text_embedding: torch.Tensor) -> torch.Tensor:
         """(B,) cosine similarity of each image to one (D,) text embedding."""
         return self.embed_images(images.to(self.device)) @ text_embedding.to(self.device)
+
+
+class TrainedGenerator(Generator):
+    """A trained network (z -> (B, 3, 32, 32) in [-1, 1]: DCGAN, E-GAN, VAE decoder) behind the
+    Generator interface: its latent space to search."""
+
+    resolution = 32
+
+    def __init__(self, net: nn.Module, latent_bound: float = 3.0):
+        super().__init__()
+        self.net = net.eval().requires_grad_(False)
+        self.latent_dim, self.latent_bound = net.latent_dim, latent_bound
+
+    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
+        return (self.net(z) + 1) / 2

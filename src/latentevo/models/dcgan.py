@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
-from .base import Generator
+from .base import TrainedGenerator
 from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 
 # The attributes a shapes-world DCGAN can be conditioned on: every one a caption can name.
@@ -124,29 +124,16 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class DCGANGenerator(Generator):
-    """A trained DCGAN generator behind the pipeline's Generator interface."""
-
-    resolution = 32
-
-    def __init__(self, net: DCGANNetG, latent_bound: float = 3.0):
-        super().__init__()
-        self.net = net.eval().requires_grad_(False)
-        self.latent_dim = net.latent_dim
-        self.latent_bound = latent_bound
-
-    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.net(z) + 1) / 2
-
-
 @reads_world_model("dcgan")
-def dcgan_shapes(random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0) -> DCGANGenerator:
+def dcgan_shapes(
+    random_init: bool = False, weights_dir: str | Path = WORLD_DIR, latent_bound: float = 3.0
+) -> TrainedGenerator:
     """The DCGAN trained on shapes-world renders (or the same network randomly initialised)."""
     if random_init:
         net = DCGANNetG(upsample="resize", classes=WORLD_CLASSES)
         net.apply(init_weights)
-        return DCGANGenerator(net, latent_bound)
+        return TrainedGenerator(net, latent_bound)
     state, config = load_world_model("dcgan", Path(weights_dir))
     net = DCGANNetG(**config["architecture"])
     load_state(net, state, Path(weights_dir) / "dcgan.safetensors")
-    return DCGANGenerator(net, latent_bound)
+    return TrainedGenerator(net, latent_bound)

@@ -1,4 +1,4 @@
-"""Weight files: where the shapes-world models live, checksums, and safe loading."""
+"""Weight files: where the shapes-world models live, writing them, checksums, and safe loading."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from ..errors import WeightsError
 from ..identity import reads_weights
@@ -24,6 +24,28 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def save_weights(path: Path, state: dict[str, torch.Tensor], config: dict | None = None, half: bool = False) -> None:
+    """Weights (float16 with `half`: half the size; they run in float32 after loading) renamed
+    into place, and the JSON config that rebuilds their network beside them (`<name>.json`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
+             for k, v in state.items()}
+    partial = path.with_name(path.name + ".partial")
+    save_file(state, str(partial))
+    partial.replace(path)
+    if config is not None:
+        path.with_suffix(".json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def roundtrip(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as it will be after saving in float16 and loading, so that the numbers
+    reported are those of the saved weights."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        if t.is_floating_point():
+            t.data = t.data.half().float()
+    return model
 
 
 def read_manifest(directory: Path) -> dict[str, str]:

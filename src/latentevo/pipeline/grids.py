@@ -1,4 +1,4 @@
-"""Image grids of latents, as runs log them."""
+"""Image grids, as runs, train.py and pixel_ga.py log them."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ MAX_TILE = 256
 MAX_GRID_IMAGES = 256
 
 
-@torch.inference_mode()
-def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8, max_tile: int | None = MAX_TILE) -> np.ndarray:
-    """(H, W, 3) uint8 grid of the latents' images, row-major; tiles at most `max_tile` px (None: full size)."""
-    images = generator(torch.from_numpy(latents).float()).float().cpu()
+def image_grid(images: torch.Tensor, nrow: int = 8, max_tile: int | None = MAX_TILE) -> np.ndarray:
+    """(H, W, 3) uint8 grid of (B, 3, H, W) images in [0, 1], row-major; tiles at most `max_tile` px
+    (None: full size), small ones upscaled to MIN_TILE. Runs, train.py and pixel_ga.py log these."""
+    images = images.float().cpu()
     if max_tile and images.shape[-1] > max_tile:
         images = F.interpolate(images, size=(max_tile, max_tile), mode="area")
     scale = max(1, MIN_TILE // images.shape[-1])
@@ -30,7 +30,11 @@ def image_grid(generator: Generator, latents: np.ndarray, nrow: int = 8, max_til
     return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
 
 
+def latent_images(generator: Generator, latents: np.ndarray) -> torch.Tensor:
+    return generator(torch.from_numpy(latents).float())
+
+
 def population_grid(generator: Generator, latents: np.ndarray, cos_sim: np.ndarray) -> np.ndarray:
     """The population best first, at most MAX_GRID_IMAGES of it."""
     order = np.argsort(-cos_sim, kind="stable")[:MAX_GRID_IMAGES]
-    return image_grid(generator, latents[order])
+    return image_grid(latent_images(generator, latents[order]))

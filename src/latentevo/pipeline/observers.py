@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from ..evaluation.evaluate import Evaluation, log_evaluation
 from ..search import Generation
-from .grids import image_grid, population_grid
+from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, generation_metrics
 
 if TYPE_CHECKING:
@@ -47,7 +47,8 @@ class LogImages(Observer):
             run.tracker.log_image(grid, f"population/gen_{gen.index:04d}.png")
 
     def on_end(self, run: PackedRun, gen: Generation) -> None:
-        run.tracker.log_image(image_grid(run.models.generator, gen.best_latent[None], max_tile=None), "best.png")
+        best = latent_images(run.models.generator, gen.best_latent[None])
+        run.tracker.log_image(image_grid(best, max_tile=None), "best.png")
         run.tracker.log_arrays("population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent,
                                best_cos_sim=gen.best_cos_sim)
 

@@ -6,7 +6,7 @@ import importlib.metadata
 import subprocess
 from functools import lru_cache
 
-from .store import PROJECT_DIR
+from ..paths import PROJECT_DIR
 
 VERSIONED_PACKAGES = ("latentevo", "torch", "open_clip_torch", "pymoo", "hydra-core", "mlflow", "numpy")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -9,15 +10,14 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import requests
+from filelock import FileLock
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import LatentevoError
+from ..paths import PROJECT_DIR
 
-# An editable install lives in its checkout; otherwise the store goes in the working directory.
-_CHECKOUT = Path(__file__).resolve().parents[3]
-PROJECT_DIR = _CHECKOUT if (_CHECKOUT / "pyproject.toml").is_file() else Path.cwd()
 # Parallel jobs share one SQLite file; each waits this long for a write lock.
 SQLITE_BUSY_TIMEOUT_S = 60
 
@@ -76,24 +76,32 @@ def _artifact_location(uri: str, experiment_name: str) -> str | None:
     return (db.parent / "mlartifacts" / folder).resolve().as_uri()
 
 
+def _creation_lock(uri: str) -> contextlib.AbstractContextManager:
+    """Processes meeting a fresh SQLite store race to create its tables: one at a time."""
+    db = _sqlite_path(uri)
+    return FileLock(f"{db}.lock") if db is not None else contextlib.nullcontext()
+
+
 def open_experiment(experiment_name: str, uri: str | None = None) -> tuple[MlflowClient, str]:
     """A client on the store and the id of the experiment, created if missing (the store's
-    schema too): call once before parallel jobs start, so that they only read both."""
+    schema too), so that parallel jobs may meet a fresh store."""
     uri = uri or tracking_uri()
     _check_reachable(uri)
-    client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
     try:
-        experiment = client.get_experiment_by_name(experiment_name)
-        if experiment is not None:
-            return client, experiment.experiment_id
-        try:
-            return client, client.create_experiment(experiment_name, _artifact_location(uri, experiment_name))
-        except MlflowException:
-            # Another job created it first.
+        with _creation_lock(uri):
+            # a client creates (or migrates) the store's tables when it is made
+            client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
             experiment = client.get_experiment_by_name(experiment_name)
-            if experiment is None:
-                raise
-            return client, experiment.experiment_id
+            if experiment is not None:
+                return client, experiment.experiment_id
+            try:
+                return client, client.create_experiment(experiment_name, _artifact_location(uri, experiment_name))
+            except MlflowException:
+                # Another job (on a tracking server) created it first.
+                experiment = client.get_experiment_by_name(experiment_name)
+                if experiment is None:
+                    raise
+                return client, experiment.experiment_id
     except (MlflowException, SQLAlchemyError, OSError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrackingError(f"cannot use MLflow tracking store {uri}: {first_line}") from err

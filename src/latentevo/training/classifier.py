@@ -14,38 +14,57 @@ from .data import scene_batch
 
 @dataclass
 class ClassifierTrainConfig:
-    steps: int = 800
+    iterations: int
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4
     width: int = 24
-    seed: int = 1
 
 
-def train_classifier(cfg: ClassifierTrainConfig, log=lambda step, metrics: None, progress=None) -> ShapesClassifier:
+class ClassifierTrainer:
     """Every shape x colour pair is seen here: the classifier judges, it is not judged on
-    generalisation. Degraded images (blur, noise) keep it reliable on learned generators."""
-    torch.manual_seed(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    model = ShapesClassifier(width=cfg.width)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.15)
-    model.train()
-    for step in range(cfg.steps):
-        batch = scene_batch(cfg.batch_size, g)
-        logits = model(batch.images)
+    generalisation. Degraded images (blur, noise) keep it reliable on learned generators.
+    AdamW with a one-cycle schedule."""
+
+    def __init__(self, cfg: ClassifierTrainConfig, g: torch.Generator):
+        self.cfg, self.g = cfg, g
+        self.model = ShapesClassifier(width=cfg.width)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=cfg.lr, total_steps=cfg.iterations,
+                                                         pct_start=0.15)
+        self.model.train()
+
+    def step(self) -> dict[str, float]:
+        batch = scene_batch(self.cfg.batch_size, self.g)
+        logits = self.model(batch.images)
         losses = {a: F.cross_entropy(logits[a], batch.labels[:, i]) for i, a in enumerate(ATTRIBUTES)}
         loss = sum(losses.values()) / len(losses)
-        opt.zero_grad(set_to_none=True)
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        sched.step()
-        if step % 20 == 0 or step == cfg.steps - 1:
-            log(step, {"loss": loss.item(), **{f"loss_{a}": v.item() for a, v in losses.items()}})
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    return model.eval().requires_grad_(False)
+        self.opt.step()
+        self.sched.step()
+        return {"loss": loss.item(), **{f"loss_{a}": v.item() for a, v in losses.items()}}
+
+    def evaluate(self, n: int) -> dict[str, float]:
+        metrics = evaluate_classifier(self.model.eval(), n)
+        self.model.train()
+        return metrics
+
+    def network(self) -> ShapesClassifier:
+        return self.model.eval().requires_grad_(False)
+
+    def architecture(self) -> dict:
+        return {"width": self.cfg.width}
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "g": self.g.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.g.set_state(state["g"])
 
 
 @torch.no_grad()

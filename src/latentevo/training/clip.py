@@ -28,23 +28,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.clip import WORLD_CLIP, build_open_clip
+from ..errors import ConfigError
+from ..models.clip import WORLD_CLIP, OpenClipScorer, build_open_clip
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from ..world.captions import UNNAMED, perturb_content, sample_content, truth_matrix
+from .clip_eval import evaluate_scorer
 from .data import HELD_OUT_PAIRS, scene_batch
 
 
 @dataclass
 class ClipTrainConfig:
+    iterations: int
     image_pretrain_steps: int = 800
     pretrain_lr: float = 1e-3
-    steps: int = 1500
     batch_size: int = 128
     lr: float = 7e-4
     weight_decay: float = 0.05
     warmup: int = 100
     aux_weight: float = 5.0
-    seed: int = 0
+
+    @property
+    def steps(self) -> int:
+        """Contrastive steps: the iterations after the image tower's pretraining."""
+        return self.iterations - self.image_pretrain_steps
 
 
 class AuxHeads(nn.Module):
@@ -92,24 +98,6 @@ def caption_batch(labels: torch.Tensor, g: torch.Generator, rng: random.Random):
     return content, [caption_text(c, rng) for c in content]
 
 
-def pretrain_image_tower(visual, heads: AuxHeads, cfg: ClipTrainConfig, g, mean, std, log, progress) -> None:
-    """Attribute labels alone, image tower only, constant learning rate."""
-    params = list(visual.parameters()) + list(heads.image.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay)
-    for step in range(cfg.image_pretrain_steps):
-        batch = scene_batch(cfg.batch_size, g)
-        features = visual((batch.images - mean) / std)
-        loss = sum(F.cross_entropy(heads.image[a](features), batch.labels[:, i]) for i, a in enumerate(ATTRIBUTES))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % 20 == 0:
-            log(step, {"pretrain_loss": loss.item()})
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(pretrain_loss=f"{loss.item():.3f}", refresh=False)
-
-
 def lock_trunk(visual: nn.Module) -> None:
     """Freeze everything below the attention pool, batch-norm statistics included."""
     for name, param in visual.named_parameters():
@@ -139,55 +127,108 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train_clip(
-    cfg: ClipTrainConfig, log=lambda step, metrics: None, progress=None, evaluate=None, eval_every: int = 300
-) -> nn.Module:
-    """Train the mini-CLIP; `log(step, metrics)` receives the training curves and, every
-    `eval_every` steps, what `evaluate(model)` measures."""
-    torch.manual_seed(cfg.seed)
-    g = torch.Generator().manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
-    model = build_open_clip(WORLD_CLIP)
-    tokenizer = open_clip.get_tokenizer(WORLD_CLIP)
-    heads = AuxHeads(model.text_projection.shape[1])
-    mean = torch.tensor(model.visual.image_mean).view(1, 3, 1, 1)
-    std = torch.tensor(model.visual.image_std).view(1, 3, 1, 1)
-    model.train()
-    pretrain_image_tower(model.visual, heads, cfg, g, mean, std, log, progress)
-    lock_trunk(model.visual)
-    training_mode(model)
-    params = [p for p in list(model.parameters()) + list(heads.parameters()) if p.requires_grad]
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr
-    )
-    for step in range(cfg.steps):
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = scene_batch(cfg.batch_size, g)
-        content, texts = caption_batch(batch.labels, g, rng)
-        image_features = locked_image_features(model.visual, (batch.images - mean) / std)
-        text_features = model.encode_text(tokenizer(texts))
+class ClipTrainer:
+    """The mini-CLIP: `image_pretrain_steps` of attribute labels alone on the image tower
+    (constant learning rate), then the trunk locked and the rest trained contrastively (warmup
+    and cosine decay); `evaluate` measures zero-shot accuracy and retrieval on fresh renders."""
+
+    def __init__(self, cfg: ClipTrainConfig, g: torch.Generator):
+        if cfg.steps < 1:
+            raise ConfigError(f"model.iterations ({cfg.iterations}) must exceed model.image_pretrain_steps "
+                              f"({cfg.image_pretrain_steps}): the contrastive steps come after them")
+        self.cfg, self.g, self.rng = cfg, g, random.Random(g.initial_seed())
+        self.model = build_open_clip(WORLD_CLIP)
+        self.tokenizer = open_clip.get_tokenizer(WORLD_CLIP)
+        self.heads = AuxHeads(self.model.text_projection.shape[1])
+        self.mean = torch.tensor(self.model.visual.image_mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(self.model.visual.image_std).view(1, 3, 1, 1)
+        self.model.train()
+        params = list(self.model.visual.parameters()) + list(self.heads.image.parameters())
+        self.opt = torch.optim.AdamW(params, lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay)
+        self.iteration = 0
+
+    def contrastive(self) -> bool:
+        return self.iteration >= self.cfg.image_pretrain_steps
+
+    def lock(self) -> None:
+        """The trunk locked; the text tower, attention pool and heads get their own optimiser."""
+        lock_trunk(self.model.visual)
+        training_mode(self.model)
+        params = [p for p in list(self.model.parameters()) + list(self.heads.parameters()) if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        self.opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+            lr=self.cfg.lr,
+        )
+
+    def pretrain_step(self) -> dict[str, float]:
+        batch = scene_batch(self.cfg.batch_size, self.g)
+        features = self.model.visual((batch.images - self.mean) / self.std)
+        loss = sum(F.cross_entropy(self.heads.image[a](features), batch.labels[:, i]) for i, a in enumerate(ATTRIBUTES))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"pretrain_loss": loss.item()}
+
+    def contrastive_step(self) -> dict[str, float]:
+        step = self.iteration - self.cfg.image_pretrain_steps
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(step, self.cfg)
+        batch = scene_batch(self.cfg.batch_size, self.g)
+        content, texts = caption_batch(batch.labels, self.g, self.rng)
+        image_features = locked_image_features(self.model.visual, (batch.images - self.mean) / self.std)
+        text_features = self.model.encode_text(self.tokenizer(texts))
         truth = truth_matrix(batch.labels, content)
         contrastive = sigmoid_truth_loss(
             F.normalize(image_features, dim=-1),
             F.normalize(text_features, dim=-1),
             truth,
-            model.logit_scale,
-            model.logit_bias,
+            self.model.logit_scale,
+            self.model.logit_bias,
         )
-        aux = heads.loss(image_features, batch.labels, text_features, content)
-        loss = contrastive + cfg.aux_weight * aux
-        opt.zero_grad(set_to_none=True)
+        aux = self.heads.loss(image_features, batch.labels, text_features, content)
+        loss = contrastive + self.cfg.aux_weight * aux
+        self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
-        if step % 20 == 0 or step == cfg.steps - 1:
-            log(cfg.image_pretrain_steps + step, {"loss": loss.item(), "contrastive": contrastive.item(), "aux": aux.item(), "lr": lr_at(step, cfg)})
-        if progress is not None:
-            progress.update(1)
-            progress.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if evaluate is not None and step > 0 and step % eval_every == 0:
-            log(cfg.image_pretrain_steps + step, evaluate(model.eval()))
-            training_mode(model)
-    return model.eval().requires_grad_(True)
+        self.opt.step()
+        return {"loss": loss.item(), "contrastive": contrastive.item(), "aux": aux.item(), "lr": lr_at(step, self.cfg)}
+
+    def step(self) -> dict[str, float]:
+        if self.iteration == self.cfg.image_pretrain_steps:
+            self.lock()
+        metrics = self.contrastive_step() if self.contrastive() else self.pretrain_step()
+        self.iteration += 1
+        return metrics
+
+    def train_mode(self) -> None:
+        if self.iteration > self.cfg.image_pretrain_steps:
+            training_mode(self.model)
+        else:
+            self.model.train()
+
+    def evaluate(self, n: int) -> dict[str, float]:
+        metrics = evaluate_scorer(OpenClipScorer(self.model.eval(), WORLD_CLIP), n=n)
+        self.train_mode()
+        return metrics
+
+    def network(self) -> nn.Module:
+        return self.model.eval().requires_grad_(True)
+
+    def architecture(self) -> dict:
+        return {"open_clip_model": WORLD_CLIP} | open_clip.get_model_config(WORLD_CLIP)
+
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "heads": self.heads.state_dict(), "opt": self.opt.state_dict(),
+                "iteration": self.iteration, "g": self.g.get_state(), "rng": self.rng.getstate()}
+
+    def load_state(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.heads.load_state_dict(state["heads"])
+        self.iteration = state["iteration"]
+        if self.iteration > self.cfg.image_pretrain_steps:
+            self.lock()
+        self.opt.load_state_dict(state["opt"])
+        self.train_mode()
+        self.g.set_state(state["g"])
+        self.rng.setstate(state["rng"])

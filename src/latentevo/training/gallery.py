@@ -22,7 +22,7 @@ from ..models.dcgan import dcgan_shapes  # noqa: E402
 from ..models.shapes import ShapesGenerator  # noqa: E402
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text, random_scenes, render  # noqa: E402
 from ..world.captions import sample_content  # noqa: E402
-from ..gan.datasets import RESOLUTION, shapes_batch  # noqa: E402
+from .data import RESOLUTION, shapes_batch  # noqa: E402
 
 
 def captioned_renders(path: Path, rows: int = 4, cols: int = 6, seed: int = 0) -> None:

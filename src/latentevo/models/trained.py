@@ -1,4 +1,5 @@
-"""Trained generators on disk (safetensors + JSON) and as the search pipeline's Generator."""
+"""Networks trained by train.py on disk (safetensors + JSON, `models.weights.save_weights`) and
+as the search pipeline's Generator."""
 
 from __future__ import annotations
 
@@ -6,34 +7,18 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from ..errors import WeightsError
 from ..identity import reads_weights
-from ..models.base import Generator
-from ..models.dcgan import DCGANNetG
-from ..models.pretrained import load_checkpoint, load_into
-from ..tracking.store import PROJECT_DIR
+from ..paths import resolve
+from .base import TrainedGenerator
+from .dcgan import DCGANNetG
+from .pretrained import load_checkpoint, load_into
 from .realness import RealnessCNN
 from .vae import VAEDecoder
 
 NETWORKS = {"dcgan": DCGANNetG, "vae": VAEDecoder, "realness": RealnessCNN}
 TRAIN_HINT = "train it with `python train.py model=<dcgan|egan|vae|realness>` (see docs/gan.md)"
-
-
-def save(path: Path, state: dict[str, torch.Tensor], config: dict) -> None:
-    """Weights and the JSON that rebuilds their network, each renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    save_file({k: v.detach().contiguous() for k, v in state.items()}, str(partial))
-    partial.replace(path)
-    path.with_suffix(".json").write_text(json.dumps(config, indent=1))
-
-
-def resolve(path: str | Path) -> Path:
-    """Relative paths are relative to the project directory, wherever Hydra runs the job."""
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_DIR / path
 
 
 def network_files(path: str | Path) -> list[Path]:
@@ -58,19 +43,6 @@ def load_network(path: str | Path, kind: str | None = None) -> torch.nn.Module:
         raise WeightsError(f"{path} holds a {config['model']} network, not a {kind} one")
     load_into(net, {k: v.float() for k, v in load_checkpoint(path, config["model"]).items()}, config["model"], path)
     return net.eval().requires_grad_(False)
-
-
-class TrainedGenerator(Generator):
-    """A generator trained by train.py (DCGAN, E-GAN or VAE decoder): its latent space to search."""
-
-    resolution = 32
-
-    def __init__(self, net: torch.nn.Module, latent_bound: float = 3.0):
-        super().__init__()
-        self.net, self.latent_dim, self.latent_bound = net, net.nz, latent_bound
-
-    def synthesize(self, z: torch.Tensor) -> torch.Tensor:
-        return (self.net(z) + 1) / 2
 
 
 @reads_weights(lambda path, **_: network_files(path))

@@ -4,13 +4,8 @@ dense layer, reshape, and 4x4 stride-2 transposed convolutions + batch norm + Re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-import torch.nn.functional as F
 from torch import nn
-
-from .datasets import ImageSource
 
 
 class VAEDecoder(nn.Module):
@@ -18,7 +13,7 @@ class VAEDecoder(nn.Module):
 
     def __init__(self, nz: int = 150, width: int = 64):
         super().__init__()
-        self.nz, self.width = nz, width
+        self.nz, self.width, self.latent_dim = nz, width, nz
         self.fc = nn.Linear(nz, width * 4 * 4 * 4)
         self.net = nn.Sequential(
             nn.BatchNorm2d(width * 4), nn.ReLU(True),
@@ -47,47 +42,3 @@ class VAE(nn.Module):
         mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=1)
         z = mu + torch.randn(mu.shape, generator=g) * (0.5 * logvar).exp()
         return self.decoder(z), mu, logvar
-
-
-@dataclass
-class VAEConfig:
-    iterations: int
-    batch_size: int = 64
-    lr: float = 1e-3
-    nz: int = 150
-    width: int = 64
-    beta: float = 1.0
-
-
-class VAETrainer:
-    """ELBO: summed squared reconstruction error per image + β KL(q(z|x) || N(0, I))."""
-
-    def __init__(self, cfg: VAEConfig, source: ImageSource, g: torch.Generator):
-        self.cfg, self.source, self.g = cfg, source, g
-        self.vae = VAE(cfg.nz, cfg.width)
-        self.opt = torch.optim.Adam(self.vae.parameters(), lr=cfg.lr)
-        self.net_g = self.vae.decoder
-
-    def z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.nz, generator=self.g)
-
-    def step(self) -> dict[str, float]:
-        x = self.source.batch(self.cfg.batch_size, self.g)
-        recon, mu, logvar = self.vae(x, self.g)
-        rec = F.mse_loss(recon, x, reduction="sum") / len(x)
-        kl = -0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1).mean()
-        loss = rec + self.cfg.beta * kl
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.opt.step()
-        return {"loss": loss.item(), "recon": rec.item(), "kl": kl.item()}
-
-    @torch.no_grad()
-    def sample(self, z: torch.Tensor) -> torch.Tensor:
-        self.vae.eval()
-        images = (self.vae.decoder(z) + 1) / 2
-        self.vae.train()
-        return images
-
-    def export(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return self.vae.decoder.state_dict(), {"model": "vae", "architecture": {"nz": self.cfg.nz, "width": self.cfg.width}}

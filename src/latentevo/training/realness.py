@@ -1,6 +1,6 @@
-"""FaceGen's fitness (section 3.1.3): a CNN regressing how real an image is, trained on the
-data set's images with a Bernoulli(p) mask of their values replaced by uniform noise, labelled
-1 - p, so that it scores the noisy images a pixel-space GA produces on a graded scale."""
+"""Training FaceGen's fitness CNN (`models.realness`, section 3.1.3): the data set's images with
+a Bernoulli(p) mask of their values replaced by uniform noise, labelled 1 - p, so that it scores
+the noisy images a pixel-space GA produces on a graded scale."""
 
 from __future__ import annotations
 
@@ -8,26 +8,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-from .datasets import ImageSource
-
-
-class RealnessCNN(nn.Module):
-    """(B, 3, 32, 32) in [0, 1] -> (B,) realness in [0, 1]."""
-
-    def __init__(self, width: int = 32):
-        super().__init__()
-        self.width = width
-        self.net = nn.Sequential(
-            nn.Conv2d(3, width, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(width, width * 2, 4, 2, 1), nn.BatchNorm2d(width * 2), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(width * 2, width * 4, 4, 2, 1), nn.BatchNorm2d(width * 4), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(width * 4, 1, 4, 1, 0),
-        )
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(images * 2 - 1).flatten())
+from ..models.realness import RealnessCNN
+from .data import ImageSource
 
 
 def bernoulli_noise(images: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,5 +47,16 @@ class RealnessTrainer:
         self.opt.step()
         return {"loss": loss.item()}
 
-    def export(self) -> tuple[dict[str, torch.Tensor], dict]:
-        return self.net.state_dict(), {"model": "realness", "architecture": {"width": self.cfg.width}}
+    def network(self) -> torch.nn.Module:
+        return self.net.eval()
+
+    def architecture(self) -> dict:
+        return {"width": self.cfg.width}
+
+    def state(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "g": self.g.get_state()}
+
+    def load_state(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["opt"])
+        self.g.set_state(state["g"])
