@@ -21,8 +21,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Run
 
 from latentevo.identity import IDENTITY_TAG
-from latentevo.tracking import tracking_uri
 from latentevo.paths import PROJECT_DIR
+from latentevo.tracking import tracking_uri
 
 DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "analysis"
 # the params the analysis groups and plots runs by, under the names it uses (which job a run was

@@ -26,8 +26,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-from latentevo.tracking import tracking_uri
 from latentevo.paths import PROJECT_DIR
+from latentevo.tracking import tracking_uri
 
 from . import eval as E
 from . import eval_figures as EF

@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from latentevo.errors import LatentevoError
 from latentevo.identity import finished_run, job_identity
-from latentevo.pipeline import RunSpec
 from latentevo.paths import PROJECT_DIR
+from latentevo.pipeline import RunSpec
 
 from .load import client_for
 

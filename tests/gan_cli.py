@@ -10,7 +10,6 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-
 from pipeline_cli import ROOT, run_script, runs_of
 
 # tiny networks: these tests check the mechanics, not what is learned

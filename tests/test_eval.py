@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
+from pipeline_cli import MECHANICS_CLIP, error_lines, run_cli, runs_of
 
 from analysis import eval as E
 from analysis import make_eval
@@ -14,15 +15,19 @@ from analysis.sweeps import job_specs, missing_jobs
 from latentevo.errors import ConfigError, WeightsError
 from latentevo.evaluation import train_cifar10
 from latentevo.evaluation.evaluate import evaluation_prompt
-from latentevo.pipeline.spec import run_params
 from latentevo.models.classifier import (
-    CIFAR10_LABELS, RESNET50_FILE, Cifar10CNN, Cifar10Net, ImageNetResNet50, ShapesAttributeClassifier,
+    CIFAR10_LABELS,
+    RESNET50_FILE,
+    Cifar10CNN,
+    Cifar10Net,
+    ImageNetResNet50,
+    ShapesAttributeClassifier,
 )
-from latentevo.models.weights import save_weights
 from latentevo.models.shapes import ShapesGenerator
+from latentevo.models.weights import save_weights
+from latentevo.pipeline.spec import run_params
 from latentevo.tracking import open_experiment
 from latentevo.world import SHAPES
-from pipeline_cli import MECHANICS_CLIP, error_lines, run_cli, runs_of
 
 CLASSES = ["circle", "star"]
 SEEDS, POP = 2, 8

@@ -5,19 +5,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from gan_cli import SMALL_GAN, compose_train, gan_runs, history, run_entry
+from pipeline_cli import error_lines, run_cli, runs_of
 
 from analysis import egan, facegen
 from analysis.egan import final_quality
-from gan_cli import SMALL_GAN, compose_train, gan_runs, history, run_entry
-from pipeline_cli import error_lines, run_cli, runs_of
 from latentevo.errors import ConfigError, WeightsError
+from latentevo.models.classifier import shapes_classifier
 from latentevo.models.trained import trained_generator
 from latentevo.training import driver
 from latentevo.training.data import DatasetError, ShapesSource, image_source
 from latentevo.training.gan import EGANTrainer, GANConfig, select
 from latentevo.training.losses import MUTATIONS
 from latentevo.training.quality import fd_classifier, fid, fid_inception_net
-from latentevo.models.classifier import shapes_classifier
 
 MUTATION_NAMES = list(MUTATIONS)
 

@@ -9,10 +9,10 @@ from pipeline_cli import MECHANICS_CLIP, ROOT
 
 from analysis.load import run_table
 from analysis.sweeps import missing_jobs
-from latentevo.training import jobs
 from latentevo.identity import IDENTITY_TAG, job_identity
 from latentevo.pipeline import RunSpec, run_pack
 from latentevo.tracking import open_experiment
+from latentevo.training import jobs
 
 SMALL = ["generations=2", "pop_size=8", "log_every=2", *MECHANICS_CLIP]
 

@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 import torch
-
 from gan_cli import gan_runs, history, run_entry
 from pipeline_cli import error_lines
+
 from latentevo.models.weights import save_weights
+from latentevo.search import evolve
 from latentevo.training.data import ShapesSource
 from latentevo.training.pixel_ga import PixelProblem, ResetMutation, facegen_ga
 from latentevo.training.realness import RealnessConfig, RealnessTrainer, bernoulli_noise
-from latentevo.search import evolve
 
 
 def test_ga_improves_on_an_easy_target_over_its_initial_population():

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from mlflow.entities import ViewType
 
-from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
 from latentevo.paths import PROJECT_DIR
+from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
 
 
 @pytest.fixture(scope="module")

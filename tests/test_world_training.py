@@ -6,10 +6,10 @@ import random
 
 import pytest
 import torch
+from gan_cli import compose_train, history
 from mlflow import MlflowClient
 from safetensors.torch import load_file
 
-from gan_cli import compose_train, history
 from latentevo.errors import ConfigError
 from latentevo.models.dcgan import DCGANNetD, DCGANNetG, dcgan_shapes, init_weights
 from latentevo.models.trained import load_network

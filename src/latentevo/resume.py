@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 from filelock import FileLock, Timeout
@@ -18,8 +19,9 @@ from omegaconf import DictConfig
 
 from .errors import LatentevoError
 from .identity import job_identity
-from .search import CheckpointError, load_checkpoint, save_checkpoint
 from .paths import PROJECT_DIR
+from .search import CheckpointError, load_checkpoint, save_checkpoint
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)

@@ -8,8 +8,8 @@ for), `target` (this run's class), `template` (the prompt, "{class}" replaced by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from ..errors import ConfigError
 from ..models.base import Generator
-from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from ..models.classifier import Classifier
+from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 
 PREDICTIONS = "eval_predictions.csv"
 IMAGES = "eval_images.npz"

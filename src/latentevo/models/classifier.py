@@ -15,8 +15,8 @@ from torch import nn
 from torchvision.models import ResNet50_Weights, resnet50
 
 from ..errors import ConfigError
-from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from ..identity import reads_weights
+from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from .pretrained import load_checkpoint, load_into, locate, locate_or_download, weights_dir
 from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 

@@ -176,8 +176,8 @@ def celeba(root: Path, max_images: int) -> torch.Tensor:
 def utkface(root: Path, max_images: int) -> torch.Tensor:
     """UTKFace has no torchvision loader or stable download: the aligned, cropped JPEGs
     (`UTKFace/*.jpg`) are read from disk."""
-    from PIL import Image
     import torchvision.transforms.functional as TF
+    from PIL import Image
 
     files = sorted((root / "UTKFace").glob("*.jpg"))[:max_images]
     if not files:

@@ -5,9 +5,9 @@ run is left RUNNING; a job's identity, and its MLflow run."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +20,7 @@ from ..models.weights import WORLD_DIR, world_files
 from ..pipeline.spec import run_params
 from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run
 from .quality import INCEPTION_FILE
+
 
 def exit_one_line(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
     """A LatentevoError (or a full disk) ends the job with one line; the run is already FAILED."""

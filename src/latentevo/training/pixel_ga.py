@@ -7,7 +7,7 @@ the Hydra task of `pixel_ga.py`."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
