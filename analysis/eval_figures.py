@@ -90,7 +90,8 @@ def _samples(rows: pd.DataFrame, n: int) -> pd.DataFrame:
 def classifier_vs_truth(table: pd.DataFrame, title: str) -> Figure:
     """Per class: % classified as the class asked for, % really showing it (ground truth), and %
     where the classifier contradicts the ground truth."""
-    columns = {"accuracy_pct": "classifier says: the class asked for", "truth_accuracy_pct": "ground truth: the class asked for",
+    columns = {"accuracy_pct": "classifier says: the class asked for",
+               "truth_accuracy_pct": "ground truth: the class asked for",
                "classifier_error_pct": "classifier wrong about the image"}
     long = table.melt(id_vars="class", value_vars=list(columns), var_name="measure", value_name="pct")
     long["measure"] = long["measure"].map(columns)

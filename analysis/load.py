@@ -111,7 +111,9 @@ def _digest(*parts: object) -> str:
     return hashlib.sha1("\n".join(map(str, parts)).encode()).hexdigest()[:16]
 
 
-def _cache_files(cache_dir: Path, uri: str, experiment: str, filter_string: str, runs: pd.DataFrame) -> tuple[Path, list[Path]]:
+def _cache_files(
+    cache_dir: Path, uri: str, experiment: str, filter_string: str, runs: pd.DataFrame
+) -> tuple[Path, list[Path]]:
     """The cache file of this query of this store, named so that it changes whenever the set of
     runs or any run's end time changes; and the query's older, stale cache files."""
     prefix = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', experiment)}-{_digest(uri, experiment, filter_string)}"

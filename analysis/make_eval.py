@@ -146,16 +146,17 @@ def build(out: Path, experiments: list[str], overrides: dict[str, list[str]], ru
     client = MlflowClient(tracking_uri())
     output = Output(out, [f"# Chapter 5: do the generated images show what was asked?\n\nFrom the MLflow store "
                           f"`{tracking_uri()}`. Each run's final population is classified; accuracy = share of "
-                          "images classified as the class asked for. The thesis (BigGAN-deep-256, GA, population 64 × 8 "
-                          "repetitions, 512 images per class): CIFAR-10 CNN 24.77 %, ResNet-50 on 10 ImageNet classes "
-                          "22.73 % (`analysis/thesis_eval_tables.csv`).\n"])
+                          "images classified as the class asked for. The thesis (BigGAN-deep-256, GA, "
+                          "population 64 × 8 repetitions, 512 images per class): CIFAR-10 CNN 24.77 %, "
+                          "ResNet-50 on 10 ImageNet classes 22.73 % (`analysis/thesis_eval_tables.csv`).\n"])
     skipped = []
     for name in experiments:
         if run:
             run_missing(name, overrides.get(name, []), sweep_dir)
         ev = E.load_eval(name, cache_dir=cache_dir)
         if not len(ev):
-            print(f"{name}: no finished runs, nothing written (run `make eval` or `python run.py -m experiment={name}`)")
+            print(f"{name}: no finished runs, nothing written "
+                  f"(run `make eval` or `python run.py -m experiment={name}`)")
             skipped.append(name)
             continue
         write_experiment(ev, client, output)
@@ -174,7 +175,8 @@ def main() -> None:
     parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")
     args = parser.parse_args()
     experiments = args.experiments or (list(QUICK) if args.quick else list(SHAPES_WORLD))
-    skipped = build(args.out, experiments, QUICK if args.quick else {}, args.run_missing, args.cache_dir, args.sweep_dir)
+    skipped = build(args.out, experiments, QUICK if args.quick else {}, args.run_missing, args.cache_dir,
+                    args.sweep_dir)
     if skipped and args.run_missing:
         raise SystemExit(f"error: no finished runs for {', '.join(skipped)}")
 

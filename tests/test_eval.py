@@ -72,7 +72,8 @@ def test_table_counts_add_up_to_the_images_and_the_confusion_matrix_matches(buil
     assert (table.loc[CLASSES, "images"] == SEEDS * POP).all()
     assert table.loc["TOTAL", "images"] == len(CLASSES) * SEEDS * POP
     assert ((table["positive"] + table["negative"]) == table["images"]).all()
-    assert (table.loc["TOTAL", ["images", "positive", "truth_positive"]] == table.loc[CLASSES, ["images", "positive", "truth_positive"]].sum()).all()
+    assert (table.loc["TOTAL", ["images", "positive", "truth_positive"]]
+            == table.loc[CLASSES, ["images", "positive", "truth_positive"]].sum()).all()
     np.testing.assert_allclose(table["accuracy_pct"], 100 * table["positive"] / table["images"], atol=0.01)
     for cls in CLASSES:
         assert matrix.loc[cls].sum() == table.loc[cls, "images"]
@@ -92,7 +93,9 @@ def test_ground_truth_accuracy_is_the_renderers(built):
     errors = 0
     for run in runs:
         target = run.data.params["evaluation.target"]
-        latents = torch.from_numpy(np.load(client.download_artifacts(run.info.run_id, "population.npz"))["latents"]).float()
+        latents = torch.from_numpy(
+            np.load(client.download_artifacts(run.info.run_id, "population.npz"))["latents"]
+        ).float()
         shapes = generator.scenes(latents).labels()["shape"]
         truth_positive[target] += int((shapes == SHAPES.index(target)).sum())
         predicted = classifier.probabilities(generator(latents)).argmax(1)
@@ -139,7 +142,8 @@ def test_algorithm_accuracy_is_the_mean_over_runs_inside_its_interval():
     per_run = p.groupby(["algorithm", "run_id"])["correct"].mean() * 100
     for algo in ("ga", "de"):
         assert table.loc[algo, "accuracy_pct"] == pytest.approx(per_run[algo].mean(), abs=0.01)
-        assert table.loc[algo, "accuracy_pct_ci_low"] <= table.loc[algo, "accuracy_pct"] <= table.loc[algo, "accuracy_pct_ci_high"]
+        assert (table.loc[algo, "accuracy_pct_ci_low"] <= table.loc[algo, "accuracy_pct"]
+                <= table.loc[algo, "accuracy_pct_ci_high"])
         assert table.loc[algo, "accuracy_pct_ci_low"] < table.loc[algo, "accuracy_pct_ci_high"]
         assert table.loc[algo, "runs"] == 6
 
@@ -153,7 +157,8 @@ def test_thesis_numbers_only_beside_the_thesis_configuration():
     assert (dataset, reasons) == ("imagenet", [])
     ours = pd.DataFrame({"class": list(thesis["class"]) + ["TOTAL"], "accuracy_pct": 0.0})
     merged = E.with_thesis(ours, dataset)
-    assert merged["thesis_accuracy_pct"].tolist() == pd.read_csv(E.THESIS_TABLES).query("dataset == 'imagenet'")["accuracy_pct"].tolist()
+    assert (merged["thesis_accuracy_pct"].tolist()
+            == pd.read_csv(E.THESIS_TABLES).query("dataset == 'imagenet'")["accuracy_pct"].tolist())
     dataset, reasons = E.thesis_comparison(runs.assign(pop_size=16), list(thesis["class"]))
     assert dataset is None and reasons == ["pop_size 16 (thesis: 64)"]
 
@@ -243,8 +248,8 @@ def test_evaluation_prompt_is_the_template_with_the_class_and_needs_one():
     (["evaluation=cifar10", "evaluation.target=cat", "weights=/nonexistent"], "no weights for CIFAR-10 CNN"),
 ])
 def test_bad_evaluation_config_is_one_line_and_leaves_no_run(store, tmp_path, args, message):
-    result = run_cli([*args, "experiment_name=eval_bad", "generations=2", "pop_size=8", *MECHANICS_CLIP], store, tmp_path,
-                     env={"LATENTEVO_OFFLINE": "1"})
+    result = run_cli([*args, "experiment_name=eval_bad", "generations=2", "pop_size=8", *MECHANICS_CLIP],
+                     store, tmp_path, env={"LATENTEVO_OFFLINE": "1"})
     assert result.returncode == 1
     assert len(error_lines(result.stderr)) == 1 and message in error_lines(result.stderr)[0]
     _, runs = runs_of(store, "eval_bad")

@@ -30,7 +30,8 @@ def trained(store, tmp_path_factory):
     results = {}
     for model, extra in (("egan", SMALL_GAN), ("dcgan", SMALL_GAN), ("vae", SMALL_GAN[2:] + ["model.width=16"]),
                          ("realness", ["model.width=8"])):
-        args = [f"model={model}", "model.iterations=3", "model.batch_size=8", *extra, f"save={weights}/{model}.safetensors"]
+        args = [f"model={model}", "model.iterations=3", "model.batch_size=8", *extra,
+                f"save={weights}/{model}.safetensors"]
         results[model] = run_entry("train.py", args, store, out / model)
     return results, weights
 
@@ -196,7 +197,9 @@ def test_bad_input_is_one_line_and_leaves_no_run_running(store, tmp_path, args, 
 ])
 def test_bad_settings_are_config_errors_before_any_run(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        driver.train(compose_train([*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides))
+        driver.train(compose_train(
+            [*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides
+        ))
 
 
 def test_egan_summary_averages_seeds_and_gives_their_range():
@@ -208,7 +211,8 @@ def test_egan_and_facegen_analyses_table_every_model_and_seed(store, trained, tm
     results, weights = trained
     assert all(r.returncode == 0 for r in results.values())
     # a second DCGAN seed and a pixel GA run in the same store
-    second = ["model=dcgan", "model.iterations=3", "model.batch_size=8", *SMALL_GAN, "seed=1", f"save={tmp_path}/dcgan1.safetensors"]
+    second = ["model=dcgan", "model.iterations=3", "model.batch_size=8", *SMALL_GAN, "seed=1",
+              f"save={tmp_path}/dcgan1.safetensors"]
     assert run_entry("train.py", second, store, tmp_path / "dcgan1").returncode == 0
     ga = ["fitness=realness", f"realness={weights}/realness.safetensors", "generations=2", "pop_size=10", "elite=2",
           "eval_samples=64", "experiment_name=gan"]
@@ -225,5 +229,6 @@ def test_egan_and_facegen_analyses_table_every_model_and_seed(store, trained, tm
     rows = list(zip(table["model"], table["seed"]))
     assert {("DCGAN", 0), ("DCGAN", 1), ("E-GAN", 0), ("VAE", 0), ("GA, realness CNN", 0)} <= set(rows)
     assert [seed for model, seed in rows if model == "real renders (floor)"] == [0, 1]
-    for name in ("egan/quality.png", "egan/samples.png", "egan/mutations.png", "facegen/images.png", "facegen/ga_fitness.png"):
+    for name in ("egan/quality.png", "egan/samples.png", "egan/mutations.png", "facegen/images.png",
+                 "facegen/ga_fitness.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name

@@ -92,7 +92,8 @@ def test_pixel_ga_cli_tracks_each_generation(store, tmp_path, realness_weights, 
 
 
 def test_missing_realness_weights_is_one_line(store, tmp_path):
-    result = run_entry("pixel_ga.py", [f"realness={tmp_path}/none.safetensors", "experiment_name=gan_bad_ga"], store, tmp_path)
+    result = run_entry("pixel_ga.py", [f"realness={tmp_path}/none.safetensors", "experiment_name=gan_bad_ga"],
+                       store, tmp_path)
     assert result.returncode == 1
     (line,) = error_lines(result.stderr)
     assert "no trained network" in line and "train.py model=" in line

@@ -79,4 +79,6 @@ def test_a_point_handed_back_unsent_and_logged_again_is_stored_once(store):
         run.log_metrics(0, {"best": 0.5})  # the replay of generations 0 and 1
         run.log_metrics(1, {"best": 0.6})
         run.log_metrics(2, {"best": 0.7})
-    assert sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "best")) == [(0, 0.5), (1, 0.6), (2, 0.7)]
+    assert sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "best")) == [
+        (0, 0.5), (1, 0.6), (2, 0.7)
+    ]

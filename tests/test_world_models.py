@@ -125,7 +125,8 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
         target.unlink()
     else:
         manifest = world / "MANIFEST.sha256"
-        manifest.write_text("".join(line + "\n" for line in manifest.read_text().splitlines() if "classifier.safetensors" not in line))
+        manifest.write_text("".join(line + "\n" for line in manifest.read_text().splitlines()
+                                    if "classifier.safetensors" not in line))
     with pytest.raises(WeightsError) as err:
         shapes_classifier(weights_dir=world)
     message = str(err.value)

@@ -76,7 +76,8 @@ class Job:
             client.get_run(state["run_id"])
         except MlflowException:
             raise CheckpointError(f"checkpoint {self.checkpoint} resumes MLflow run {state['run_id']}, which the "
-                                  f"store {client.tracking_uri} does not have; delete the checkpoint to start afresh") from None
+                                  f"store {client.tracking_uri} does not have; "
+                                  "delete the checkpoint to start afresh") from None
         return state
 
     def discard(self) -> None:

@@ -52,7 +52,9 @@ class Evaluation:
     batch_size: int
 
     @torch.inference_mode()
-    def predictions(self, generator: Generator, latents: np.ndarray, cos_sim: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    def predictions(
+        self, generator: Generator, latents: np.ndarray, cos_sim: np.ndarray
+    ) -> tuple[pd.DataFrame, np.ndarray]:
         """One row per image of the population (in its order) and the images as (N, t, t, 3)
         uint8 thumbnails."""
         z = torch.from_numpy(latents).float()

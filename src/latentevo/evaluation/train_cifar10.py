@@ -39,7 +39,9 @@ def cifar10(root: Path, train: bool) -> Dataset:
     try:
         return datasets.CIFAR10(str(root), train=train, transform=transform, download=not present)
     except (RuntimeError, OSError) as err:
-        raise WeightsError(f"cannot read CIFAR-10 from {root}: {(str(err).splitlines() or [type(err).__name__])[0]}") from err
+        raise WeightsError(
+            f"cannot read CIFAR-10 from {root}: {(str(err).splitlines() or [type(err).__name__])[0]}"
+        ) from err
 
 
 def train_epoch(model: Cifar10Net, loader: DataLoader, optimiser: torch.optim.Optimizer,
@@ -84,7 +86,8 @@ def train(train_set: Dataset, test_set: Dataset, epochs: int, batch_size: int, d
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="where CIFAR-10 is (or is downloaded to)")
-    parser.add_argument("--weights", type=Path, help="weights directory (default: $LATENTEVO_WEIGHTS, else ~/.cache/latentevo/weights)")
+    parser.add_argument("--weights", type=Path,
+                        help="weights directory (default: $LATENTEVO_WEIGHTS, else ~/.cache/latentevo/weights)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (cuda when there is one)")

@@ -46,7 +46,8 @@ class ShapesClassifier(nn.Module):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 256) penultimate features of images in [0, 1] of any size."""
         if images.shape[-1] != INPUT_SIZE:
-            images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True, align_corners=False)
+            images = F.interpolate(images, size=(INPUT_SIZE, INPUT_SIZE), mode="bilinear", antialias=True,
+                                   align_corners=False)
         return self.embed(self.body(images * 2 - 1))
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

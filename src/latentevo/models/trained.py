@@ -38,7 +38,9 @@ def load_network(path: str | Path, kind: str | None = None) -> torch.nn.Module:
         cls = NETWORKS[config["model"] if config["model"] != "egan" else "dcgan"]
         net = cls(**config["architecture"])
     except (ValueError, KeyError, TypeError) as err:
-        raise WeightsError(f"{meta} does not describe a trained network ({type(err).__name__}: {err}); {TRAIN_HINT}") from err
+        raise WeightsError(
+            f"{meta} does not describe a trained network ({type(err).__name__}: {err}); {TRAIN_HINT}"
+        ) from err
     if kind is not None and not isinstance(net, NETWORKS[kind]):
         raise WeightsError(f"{path} holds a {config['model']} network, not a {kind} one")
     load_into(net, {k: v.float() for k, v in load_checkpoint(path, config["model"]).items()}, config["model"], path)

@@ -71,7 +71,8 @@ class EvaluateFinal(Observer):
         self.evaluation = evaluation
 
     def on_end(self, run: PackedRun, gen: Generation) -> None:
-        metrics = log_evaluation(run.tracker, self.evaluation, run.models.generator, gen.index, gen.latents, gen.cos_sim)
+        metrics = log_evaluation(run.tracker, self.evaluation, run.models.generator, gen.index, gen.latents,
+                                 gen.cos_sim)
         tqdm.write(f"{run.spec.prefix}classifier accuracy {metrics['eval_accuracy']:.1%} on the final population "
                    f"({self.evaluation.target})")
 

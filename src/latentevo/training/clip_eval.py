@@ -19,7 +19,8 @@ ZERO_SHOT_PROMPTS: dict[str, str] = {
     "position": "a shape {}",
     "background": "a shape on a {} background",
 }
-POSITION_WORDS = {"centre": "in the centre", "left": "on the left", "right": "on the right", "top": "at the top", "bottom": "at the bottom"}
+POSITION_WORDS = {"centre": "in the centre", "left": "on the left", "right": "on the right", "top": "at the top",
+                  "bottom": "at the bottom"}
 
 
 def _prompt(attr: str, value: str) -> str:
@@ -57,7 +58,9 @@ def evaluate_scorer(scorer: Scorer, n: int = 2000, seed: int = 12345, resolution
     return metrics
 
 
-def _retrieval(scorer: Scorer, image_emb: torch.Tensor, labels: torch.Tensor, seed: int, k: int = 500) -> dict[str, float]:
+def _retrieval(
+    scorer: Scorer, image_emb: torch.Tensor, labels: torch.Tensor, seed: int, k: int = 500
+) -> dict[str, float]:
     """Recall@1 between k images and their full captions (every attribute named); a retrieved
     item counts as correct when the caption is true of the image."""
     rng = random.Random(seed)

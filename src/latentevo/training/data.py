@@ -181,8 +181,11 @@ def utkface(root: Path, max_images: int) -> torch.Tensor:
 
     files = sorted((root / "UTKFace").glob("*.jpg"))[:max_images]
     if not files:
-        raise offline_error("utkface", root, None, "download the aligned & cropped UTKFace images and unpack them to <root>/UTKFace/")
-    return to_training_range(torch.stack([TF.pil_to_tensor(Image.open(f).convert("RGB").resize((64, 64))) for f in files]))
+        raise offline_error("utkface", root, None,
+                            "download the aligned & cropped UTKFace images and unpack them to <root>/UTKFace/")
+    return to_training_range(
+        torch.stack([TF.pil_to_tensor(Image.open(f).convert("RGB").resize((64, 64))) for f in files])
+    )
 
 
 LOADERS = {"cifar10": cifar10, "celeba": celeba, "utkface": utkface}

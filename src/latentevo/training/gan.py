@@ -225,7 +225,9 @@ class EGANTrainer(GANTrainer):
             raise ConfigError("E-GAN trains an unconditional generator without a moving average: "
                               "model.classes=[] and model.ema=0")
         super().__init__(cfg, source, g)
-        self.population = [(copy.deepcopy(self.net_g.state_dict()), copy.deepcopy(self.opt_g.state_dict()))] * cfg.parents
+        self.population = [
+            (copy.deepcopy(self.net_g.state_dict()), copy.deepcopy(self.opt_g.state_dict()))
+        ] * cfg.parents
 
     def load(self, state: dict, opt_state: dict) -> None:
         self.net_g.load_state_dict(state)
@@ -260,7 +262,8 @@ class EGANTrainer(GANTrainer):
                 loss.backward()
                 self.opt_g.step()
                 quality, diversity = self.fitness(real, z_eval)
-                children.append(Child(name, p, copy.deepcopy(self.net_g.state_dict()), copy.deepcopy(self.opt_g.state_dict()),
+                children.append(Child(name, p, copy.deepcopy(self.net_g.state_dict()),
+                                      copy.deepcopy(self.opt_g.state_dict()),
                                       loss.item(), quality, diversity, quality + self.cfg.gamma * diversity))
         return children
 

@@ -71,7 +71,8 @@ def tracked(cfg: DictConfig, source_name: str, resume_run_id: str | None = None)
     hydra_cfg = HydraConfig.get()
     client, experiment_id = open_experiment(cfg.experiment_name)
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
-    tags = provenance_tags() | {"hydra_overrides": " ".join(hydra_cfg.overrides.task), "mlflow.source.name": source_name,
+    tags = provenance_tags() | {"hydra_overrides": " ".join(hydra_cfg.overrides.task),
+                                "mlflow.source.name": source_name,
                                 identity.IDENTITY_TAG: job_identity(cfg)}
     name = OmegaConf.select(cfg, "run_name") or hydra_cfg.job.override_dirname or "defaults"
     with tracked_run(client, experiment_id, name, tags, resume_run_id=resume_run_id) as tracker:

@@ -135,12 +135,15 @@ def pixel_search(cfg: DictConfig) -> float:
                                             "std_fitness": float(f.std()), "n_evals": gen.n_evals})
             if gen.index % cfg.log_every == 0 or not algorithm.has_next():
                 order = np.argsort(-f)
-                tracker.log_image(image_grid(problem.images(gen.latents[order][:32])), f"population/gen_{gen.index:04d}.png")
+                tracker.log_image(image_grid(problem.images(gen.latents[order][:32])),
+                                  f"population/gen_{gen.index:04d}.png")
         final = problem.images(gen.latents)
         tracker.log_image(image_grid(problem.images(gen.best_latent[None])), "best.png")
         if classifier is not None:
-            reference = (ShapesSource().batch(cfg.eval_samples, torch.Generator().manual_seed(10_000 + cfg.seed)) + 1) / 2
-            tracker.log_metrics(gen.index, {f"fd_classifier_n{len(final)}": fd_classifier(classifier, final, reference)})
+            reference = (ShapesSource().batch(cfg.eval_samples,
+                                              torch.Generator().manual_seed(10_000 + cfg.seed)) + 1) / 2
+            tracker.log_metrics(gen.index,
+                                {f"fd_classifier_n{len(final)}": fd_classifier(classifier, final, reference)})
         tracker.log_arrays("population.npz", images=(final.numpy() * 255).round().astype(np.uint8), fitness=gen.cos_sim)
     print(f"best {cfg.fitness} fitness {gen.best_cos_sim:.4f} after {cfg.generations} generations | "
           f"MLflow run {tracker.run_id}", flush=True)
