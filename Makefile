@@ -25,7 +25,7 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
+.PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
 .PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
@@ -37,6 +37,9 @@ help: ## list the targets
 setup: ## create $(VENV) and install the package with its pinned dependencies
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[dev]'
+
+lint: ## ruff: the project's rules and line length (pyproject.toml)
+	$(PY) -m ruff check .
 
 test: ## fast test suite (everything but `slow`), a few minutes
 	$(PY) -m pytest
