@@ -15,7 +15,7 @@ from latentevo.models.dcgan import DCGANNetD, DCGANNetG, dcgan_shapes, init_weig
 from latentevo.models.trained import load_network
 from latentevo.models.weights import WORLD_DIR
 from latentevo.search import CheckpointError
-from latentevo.training import driver
+from latentevo.training import driver, jobs
 from latentevo.training.clip import ClipTrainConfig, ClipTrainer, caption_batch, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, ShapesSource, degrade, scene_batch
 from latentevo.training.gan import DCGANTrainer, GANConfig
@@ -170,6 +170,16 @@ def test_the_dcgan_recipes_differ_as_the_docs_say():
     assert (gpu.model.iterations, gpu.model.batch_size, gpu.model.ngf, gpu.model.ndf) == (24000, 128, 128, 128)
     assert (cpu.noise_anneal, cpu.model.ema, gpu.noise_anneal, gpu.model.ema) == (0.5, 0.0, 1.0, 0.999)
     assert cpu.quality.world_dir == cpu.world_dir and cpu.quality.inception is False
+
+
+def test_the_judging_classifier_of_a_recipe_is_found_from_any_working_directory(tmp_path, monkeypatch):
+    """world_dir is relative to the project, as `save` is: the job's identity hashes that classifier."""
+    monkeypatch.chdir(tmp_path)
+    cfg = recipe("dcgan_cpu")
+    assert not cfg.quality.world_dir.startswith("/")
+    assert jobs.loaded_files(cfg) == [WORLD_DIR / "classifier.safetensors", WORLD_DIR / "classifier.json"]
+    other = recipe("dcgan_cpu", f"world_dir={tmp_path}")
+    assert jobs.job_identity(other) != jobs.job_identity(cfg)  # no classifier there: another job
 
 
 def test_the_projection_discriminator_judges_an_image_against_its_labels():

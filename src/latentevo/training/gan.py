@@ -225,9 +225,11 @@ class EGANTrainer(GANTrainer):
             raise ConfigError("E-GAN trains an unconditional generator without a moving average: "
                               "model.classes=[] and model.ema=0")
         super().__init__(cfg, source, g)
-        self.population = [
-            (copy.deepcopy(self.net_g.state_dict()), copy.deepcopy(self.opt_g.state_dict()))
-        ] * cfg.parents
+        self.population = [self.snapshot()] * cfg.parents
+
+    def snapshot(self) -> tuple[dict, dict]:
+        """The generator's weights and its optimiser's state, as a child carries them."""
+        return copy.deepcopy(self.net_g.state_dict()), copy.deepcopy(self.opt_g.state_dict())
 
     def load(self, state: dict, opt_state: dict) -> None:
         self.net_g.load_state_dict(state)
@@ -262,9 +264,8 @@ class EGANTrainer(GANTrainer):
                 loss.backward()
                 self.opt_g.step()
                 quality, diversity = self.fitness(real, z_eval)
-                children.append(Child(name, p, copy.deepcopy(self.net_g.state_dict()),
-                                      copy.deepcopy(self.opt_g.state_dict()),
-                                      loss.item(), quality, diversity, quality + self.cfg.gamma * diversity))
+                children.append(Child(name, p, *self.snapshot(), loss.item(), quality, diversity,
+                                      quality + self.cfg.gamma * diversity))
         return children
 
     def step(self) -> dict[str, float]:

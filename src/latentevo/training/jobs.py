@@ -17,6 +17,7 @@ from ..errors import ConfigError, LatentevoError, storage_error
 from ..models.pretrained import weights_dir
 from ..models.trained import network_files
 from ..models.weights import WORLD_DIR, world_files
+from ..paths import resolve
 from ..pipeline.spec import run_params
 from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run
 from .quality import INCEPTION_FILE
@@ -40,9 +41,11 @@ def exit_one_line(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
 
 def loaded_files(cfg: DictConfig) -> list[Path]:
     """The weight files a train.py or pixel_ga.py job loads outside its config's models: the
-    quality classifier, FID's Inception (when it is there), FaceGen's realness CNN."""
+    quality classifier (from `quality.world_dir`, relative to the project like every path in the
+    config), FID's Inception (when it is there), FaceGen's realness CNN."""
     quality = cfg.get("quality") or {}
-    files = world_files("classifier", quality.get("world_dir") or WORLD_DIR) if quality.get("classifier") else []
+    world = resolve(quality["world_dir"]) if quality.get("world_dir") else WORLD_DIR
+    files = world_files("classifier", world) if quality.get("classifier") else []
     if quality and quality.get("inception", False) is not False:
         files.append(weights_dir(quality.get("weights")) / INCEPTION_FILE)
     if cfg.get("fitness") == "realness":
