@@ -16,6 +16,9 @@ Not part of a job's identity (`NOT_IDENTITY`, top-level keys; `weights` at any d
   interruption, and whether a finished one runs again.
 - `weights`: the directory weight files are read from. The files' contents count instead: the
   same files elsewhere are the same job, a replaced file makes a new one.
+- `image_prompt` and `image_prompt_weight` while `image_prompt` is null (`UNSET_NOT_IDENTITY`),
+  so that text-only jobs keep the identity they had before image prompts. An image prompt's file
+  counts by its path and its contents (sha256), as a weight file does.
 
 Everything else is part of it: prompt, seed, population, generations, `log_every`, every
 generator, scorer, algorithm (each operator setting), augmentation and evaluation setting;
@@ -47,6 +50,9 @@ if TYPE_CHECKING:  # the models mark their builders with this module, and need n
     from mlflow.entities import Run
 
 NOT_IDENTITY = ("threads", "device", "batch_size", "checkpoint_every", "checkpoint_dir", "resume", "skip_finished")
+#: top-level keys left out while the key they belong to is null: a job without an image prompt
+#: keeps the identity it had before image prompts existed
+UNSET_NOT_IDENTITY = {"image_prompt": ("image_prompt", "image_prompt_weight")}
 #: the weights directory's key, dropped wherever it is (top level, generator, clip, ...)
 WEIGHTS_DIR = "weights"
 #: the MLflow tag that holds a run's job identity
@@ -76,6 +82,10 @@ def job_identity(cfg: DictConfig, extra_files: Iterable[Path] = ()) -> str:
     values = _without_weights_dirs(resolved)
     for key in NOT_IDENTITY:
         values.pop(key, None)
+    for switch, keys in UNSET_NOT_IDENTITY.items():
+        if switch in values and values[switch] is None:
+            for key in keys:
+                values.pop(key)
     files = [*weight_files(resolved), *extra_files]
     contents = sorted({file_sha256(Path(f)) for f in files})
     text = json.dumps({"config": values, "weights": contents}, sort_keys=True, default=str)

@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from .errors import LatentevoError
 from .identity import job_identity
 from .paths import PROJECT_DIR
+from .prompts import image_file
 from .search import CheckpointError, load_checkpoint, save_checkpoint
 
 
@@ -45,7 +46,8 @@ class Job:
     @classmethod
     def of(cls, cfg: DictConfig, uri: str) -> Job:
         """The job of a run.py config, as `RunSpec.of` resolved it."""
-        identity = job_identity(cfg)
+        image = image_file(cfg.get("image_prompt"))  # an image prompt's contents, as weights count
+        identity = job_identity(cfg, [image] if image else [])
         root = checkpoint_root(cfg.checkpoint_dir, uri)
         return cls(identity, root / _slug(cfg.experiment_name) / f"{identity}.ckpt")
 

@@ -13,7 +13,9 @@ from omegaconf import MISSING
 class RunSchema:
     """Types only: the values are conf/config.yaml's."""
 
-    prompt: str = MISSING
+    prompt: Optional[str] = MISSING
+    image_prompt: Optional[str] = MISSING
+    image_prompt_weight: float = MISSING
     seed: int = MISSING
     generations: int = MISSING
     pop_size: int = MISSING

@@ -9,24 +9,44 @@ import numpy as np
 import torch
 
 from ..models.base import Generator
+from ..prompts import SCENE_PREFIX, Prompt, is_scene, parse, parse_scene
 from ..search import Generation, population_diversity
 
 #: latents -> what each latent's image really shows, per measure
 Truth = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
-def ground_truth(generator: Generator, prompt: str) -> Truth | None:
+def target_content(prompt: Prompt) -> list[int]:
+    """The attribute values the positive text terms name (the first term to name one wins),
+    then those of a scene image prompt; UNNAMED where none does."""
+    from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
+    from ..world.captions import UNNAMED, parse_prompt
+
+    named = [parse_prompt(text) for text in prompt.positive_texts]
+    image = prompt.image
+    if image is not None and is_scene(image.image):
+        scene = parse_scene(image.image.removeprefix(SCENE_PREFIX))
+        named.append([ATTRIBUTE_VALUES[a].index(scene[a]) if a in scene else UNNAMED for a in ATTRIBUTES])
+    content = [UNNAMED] * len(ATTRIBUTES)
+    for values in named:
+        content = [c if c != UNNAMED else v for c, v in zip(content, values)]
+    return content
+
+
+def ground_truth(generator: Generator, prompt: str | Prompt) -> Truth | None:
     """For generators with a ground truth: latents -> measures of their images. `truth_match`:
-    the fraction of the attributes named in the prompt that the image has. `colour_leak`, when
-    the prompt names the object's colour and not that colour for the background: 1 where the
+    the fraction of the attributes the prompt's target names (`target_content`: the positive
+    terms' and a scene image prompt's) that the image has. `colour_leak`, when
+    the target names the object's colour and not that colour for the background (a penalty such
+    as `-a red background` names none): 1 where the
     background has the object's colour (the thesis's colour "leaking" from the object into the
     background), else 0."""
     if not hasattr(generator, "scenes"):
         return None
     from ..world import ATTRIBUTES
-    from ..world.captions import UNNAMED, parse_prompt
+    from ..world.captions import UNNAMED
 
-    content = torch.tensor(parse_prompt(prompt))
+    content = torch.tensor(target_content(parse(prompt) if isinstance(prompt, str) else prompt))
     named = content != UNNAMED
     if not named.any():
         return None

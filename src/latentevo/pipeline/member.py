@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from .. import prompts
 from ..identity import IDENTITY_TAG, finished_run
 from ..models.base import Generator
 from ..resume import Job
@@ -22,6 +23,7 @@ from .models import Models, Request, build
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
+from .terms import BestTerms, combine, prompt_text, term_params
 
 
 def prior_sampler(generator: Generator) -> Callable[[int, np.random.Generator], np.ndarray]:
@@ -65,9 +67,10 @@ class PackedRun:
 
     def _start(self, client: MlflowClient, experiment_id: str, tags: dict[str, str]) -> None:
         cfg, models = self.cfg, self.models
-        models.check_prompt(cfg.prompt)
+        self.prompt = prompts.of_config(cfg)
+        models.check_prompt(self.prompt)
         evaluation = models.evaluation(cfg)
-        self.text_embedding = models.embed_prompt(cfg.prompt)
+        self.targets, self.weights = models.targets(self.prompt), np.array(self.prompt.weights)
         self.fitness, sample = GivenFitness(), prior_sampler(models.generator)
         # closures over the models: checkpoints refer to them by name, and get them back on load
         self.externals = {"evaluate": self.fitness, "sample": sample}
@@ -77,7 +80,8 @@ class PackedRun:
         self.random = RunRandomness(cfg.seed, cfg.augment.get("seed", cfg.seed) if cfg.augment else cfg.seed)
         if restored is not None:
             self.random.restore(state["rng"])
-        self.observers = observers_of(cfg, ground_truth(models.generator, cfg.prompt), evaluation)
+        self.terms = BestTerms.restore(state.get("terms") if state else None)
+        self.observers = observers_of(cfg, ground_truth(models.generator, self.prompt), evaluation, self.prompt)
 
         tags = tags | {"hydra_overrides": " ".join(self.spec.overrides), IDENTITY_TAG: self.job.identity}
         self.tracker = self._tracking.enter_context(
@@ -85,6 +89,9 @@ class PackedRun:
         if state is None:
             self.tracker.log_params(run_params(cfg, self.spec.choices))
             self.tracker.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            if not self.prompt.is_plain:
+                self.tracker.log_params(term_params(self.prompt))
+                self.tracker.log_text(prompt_text(self.prompt), "prompt_terms.txt")
         else:
             how = "restoring its search state" if restored is not None else "replaying its generations from the seed"
             tqdm.write(f"{self.spec.prefix}resuming MLflow run {self.tracker.run_id} ({self.spec.name}) "
@@ -109,12 +116,14 @@ class PackedRun:
             self._infills = self.algorithm.ask()
         self._asked = to_evaluate(self.algorithm, self._infills)
         views = self.models.scorer.draw_views(len(self._asked), self.random.views)
-        return Request(self._asked, self.text_embedding, views)
+        return Request(self._asked, self.targets, views)
 
-    def tell(self, cos_sim: np.ndarray) -> Generation:
-        self.fitness.give(self._asked, cos_sim)
+    def tell(self, term_sims: np.ndarray) -> Generation:
+        """Told the (n, T) cos_sims of the asked latents to the run's targets."""
+        self.fitness.give(self._asked, combine(term_sims, self.weights))
         with self.random.active():
             gen = tell(self.algorithm, self._infills)
+        self.terms.update(self._asked, term_sims, gen)
         self.last = gen
         for observer in self.observers:
             observer.on_generation(self, gen)
@@ -123,6 +132,7 @@ class PackedRun:
     def save_checkpoint(self, index: int) -> None:
         algorithm = self.algorithm if state_is_picklable(self.algorithm) else None
         state = {"run_id": self.tracker.run_id, "generation": index, "algorithm": algorithm, "rng": self.random.state(),
+                 "terms": self.terms.state(),
                  # metrics not yet sent: kept here until the store has them
                  "pending": self.tracker.pending()}
         self.job.save(state, self.externals)

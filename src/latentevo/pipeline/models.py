@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -18,6 +19,8 @@ from ..devices import resolve_device
 from ..errors import ConfigError, LatentevoError
 from ..evaluation.evaluate import Evaluation, build_evaluation
 from ..models.base import Generator, Scorer
+from ..prompts import Prompt
+from .targets import target_embeddings
 
 #: batch_size=auto by device type: the fastest measured on 2 CPU cores; a GPU's for large models
 AUTO_BATCH_SIZE = {"cpu": 64, "cuda": 256}
@@ -55,7 +58,7 @@ class Request:
     """One run's share of a pack's fitness pass."""
 
     latents: np.ndarray  # (n, latent_dim)
-    text_embedding: torch.Tensor  # (D,)
+    targets: torch.Tensor  # (T, D) the run's unit-norm targets, one per prompt term
     views: torch.Tensor | None  # the scorer's view parameters for these n images
 
 
@@ -78,17 +81,18 @@ class Models:
         batch_size = AUTO_BATCH_SIZE.get(device.type, 64) if cfg.batch_size == "auto" else cfg.batch_size
         return cls(device, generator, build_scorer(cfg, device), batch_size)
 
-    def check_prompt(self, prompt: str) -> None:
-        tokens = self.scorer.count_tokens(prompt)
-        if tokens > self.scorer.context_length:
-            raise ConfigError(
-                f"prompt is {tokens} tokens, longer than the scorer's context of {self.scorer.context_length}; "
-                "shorten it"
-            )
+    def check_prompt(self, prompt: Prompt) -> None:
+        """Every text term fits the scorer's context."""
+        for i, term in enumerate(prompt.terms):
+            tokens = 0 if term.image is not None else self.scorer.count_tokens(term.text)
+            if tokens > self.scorer.context_length:
+                which = "prompt" if prompt.is_plain else f"prompt term {i} ({term.text!r})"
+                raise ConfigError(f"{which} is {tokens} tokens, longer than the scorer's context of "
+                                  f"{self.scorer.context_length}; shorten it")
 
-    @torch.inference_mode()
-    def embed_prompt(self, prompt: str) -> torch.Tensor:
-        return self.scorer.embed_text([prompt])[0]
+    def targets(self, prompt: Prompt) -> torch.Tensor:
+        """(T, D): the embedding of each of the prompt's terms."""
+        return target_embeddings(self.scorer, prompt)
 
     def evaluation(self, cfg: DictConfig) -> Evaluation | None:
         """The run's evaluation; runs with the same evaluation config share its classifier."""
@@ -102,14 +106,17 @@ class Models:
 
     @torch.inference_mode()
     def fitness(self, requests: list[Request]) -> list[np.ndarray]:
-        """Every request's cos_sims, from one pass over all their latents in chunks of
-        `batch_size` images; each image is scored against its own run's prompt. A chunk that
-        runs out of GPU memory is retried in halves, and the size that fits is kept."""
-        sizes = [len(r.latents) for r in requests]
+        """Every request's (n, T) cos_sims to each of its run's T targets, from one pass over all
+        their latents in chunks of `batch_size` images; each image is scored against its own
+        run's targets. A chunk that runs out of GPU memory is retried in halves, and the size
+        that fits is kept."""
+        sizes, terms = [len(r.latents) for r in requests], [len(r.targets) for r in requests]
         if not sum(sizes):
-            return [np.empty(0) for _ in requests]
+            return [np.empty((0, t)) for t in terms]
         z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
-        text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
+        # runs with fewer terms padded with zero targets, whose cos_sims are dropped below
+        text = torch.cat([F.pad(r.targets, (0, 0, 0, max(terms) - t)).expand(n, -1, -1)
+                          for r, n, t in zip(requests, sizes, terms)])
         views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
         while True:
             try:
@@ -121,7 +128,8 @@ class Models:
                                       "a smaller generator or device=cpu") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 torch.cuda.empty_cache()
-        return list(np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1]))
+        shares = np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1])
+        return [share[:, :t] for share, t in zip(shares, terms)]
 
     def _score(self, z: torch.Tensor, text: torch.Tensor, views: torch.Tensor | None) -> torch.Tensor:
         k = self.scorer.views
@@ -134,5 +142,8 @@ class Models:
             params = None if views is None else views[start * k : stop * k]
             embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
             rows = text[start:stop].to(embedded.device).repeat_interleave(k, dim=0)
-            sims.append((embedded * rows).sum(1).view(-1, k).mean(1))
+            # term by term, each with the same arithmetic as a one-term run's, so that a term's
+            # cos_sims do not depend on how many terms its run or pack has
+            sims.append(torch.stack([(embedded * rows[:, t]).sum(1).view(-1, k).mean(1)
+                                     for t in range(rows.shape[1])], dim=1))
         return torch.cat(sims)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from tqdm import tqdm
 
 from ..evaluation.evaluate import Evaluation, log_evaluation
+from ..prompts import Prompt
 from ..search import Generation
 from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, generation_metrics
@@ -25,13 +26,15 @@ class Observer:
 
 
 class LogMetrics(Observer):
-    """Every generation's metrics (the tracker sends them in batches)."""
+    """Every generation's metrics (the tracker sends them in batches); with prompt algebra or an
+    image prompt also each term's cos_sim of the best image."""
 
-    def __init__(self, truth: Truth | None):
-        self.truth = truth
+    def __init__(self, truth: Truth | None, per_term: bool):
+        self.truth, self.per_term = truth, per_term
 
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
-        run.tracker.log_metrics(gen.index, generation_metrics(gen, self.truth))
+        terms = run.terms.metrics() if self.per_term else {}
+        run.tracker.log_metrics(gen.index, generation_metrics(gen, self.truth) | terms)
 
 
 class LogImages(Observer):
@@ -77,7 +80,8 @@ class EvaluateFinal(Observer):
                    f"({self.evaluation.target})")
 
 
-def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth), LogImages(cfg.log_every), SaveCheckpoints(cfg.checkpoint_every)]
+def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None, prompt: Prompt) -> list[Observer]:
+    observers = [LogMetrics(truth, per_term=not prompt.is_plain), LogImages(cfg.log_every),
+                 SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 

@@ -13,6 +13,7 @@ from hydra.types import RunMode
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
+from .. import prompts
 from ..callbacks import SWEEP_SIZE_ENV
 from ..errors import ConfigError
 from ..evaluation.evaluate import evaluation_prompt
@@ -95,8 +96,7 @@ def _at_least(cfg: DictConfig, key: str, least: int, note: str = "") -> None:
 
 def validate(cfg: DictConfig) -> None:
     """Checks that need no model, so that bad input fails before anything is loaded."""
-    if not cfg.prompt.strip():
-        raise ConfigError("prompt is empty; give one, e.g. prompt='a red circle'")
+    prompts.of_config(cfg)  # the terms, weights and image prompt
     for key in ("generations", "pop_size", "log_every"):
         _at_least(cfg, key, 1)
     if cfg.batch_size != "auto" and (isinstance(cfg.batch_size, bool) or not isinstance(cfg.batch_size, int)

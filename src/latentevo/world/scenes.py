@@ -157,3 +157,24 @@ def random_scenes(
         background=background,
         background_hsv=jittered_hsv(background, torch.rand(n, 3, generator=g) * 2 - 1),
     )
+
+
+#: a named scene's object where its size or position is not named: big, in the centre, upright
+NAMED_SIZE = {"small": 0.27, "big": 0.42}
+NAMED_OFFSET = {"centre": (0.0, 0.0), "left": (-0.45, 0.0), "right": (0.45, 0.0), "top": (0.0, -0.45),
+                "bottom": (0.0, 0.45)}
+
+
+def named_scene(attributes: dict[str, str]) -> Scene:
+    """The one scene with these attribute values (shape, colour and background named; size and
+    position optional), its colours the prototypes: an image prompt whose truth is known."""
+    shape, colour, background = (A.ATTRIBUTE_VALUES[a].index(attributes[a]) for a in ("shape", "colour", "background"))
+    x, y = NAMED_OFFSET[attributes.get("position", "centre")]
+
+    def one(value, dtype=torch.float32) -> torch.Tensor:
+        return torch.tensor([[value]], dtype=dtype)
+
+    return Scene(shape=one(shape, torch.long), colour=one(colour, torch.long),
+                 colour_hsv=PROTOTYPES_HSV[colour][None, None], size=one(NAMED_SIZE[attributes.get("size", "big")]),
+                 x=one(x), y=one(y), rotation=one(0.0), present=one(True, torch.bool),
+                 background=torch.tensor([background]), background_hsv=PROTOTYPES_HSV[background][None])
