@@ -51,6 +51,9 @@ METRIC_LABELS = {
     "pop_colour_leak": "colour leak: fraction of the population whose background has the object's colour",
     "pop_truth_match": "population mean truth_match (fraction of named attributes shown)",
     "truth_match": "truth_match of the best image (fraction of named attributes shown)",
+    "colour_leak": "colour leak: the best image's background has the prompt's object colour",
+    "object_cos_sim": "cos_sim of the best image to the object term (term 0)",
+    "exact_match": "best image shows every attribute of the target",
 }
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
@@ -229,5 +232,22 @@ def final_strip(runs: Runs, metric: str, by: str = "prompt", hue: str = "generat
     ax.legend(handles, [names.get(v, v) for v in labels], title=hue, loc="best")
     ax.set(xlabel=_label(metric, prefix="final ", width=90), ylabel=by)
     ax.set_title(f"{runs.experiment}: final {metric} per {by} and {hue}, one dot per run")
+    fig.tight_layout()
+    return fig
+
+
+def condition_points(data: pd.DataFrame, metrics: list[str], by: str, hue: str, hue_order: list[str],
+                     title: str) -> Figure:
+    """One panel per metric: each run's final value per `by` (a row each) and `hue` condition,
+    mean with a 95 % bootstrap confidence interval over runs."""
+    order = list(dict.fromkeys(data[by]))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 1.4 + 0.5 * len(order)), squeeze=False,
+                             sharey=True)
+    for ax, metric in zip(axes[0], metrics):
+        sns.pointplot(data=data, x=metric, y=by, hue=hue, order=order, hue_order=hue_order, errorbar=("ci", 95),
+                      seed=CI_SEED, dodge=0.4, linestyle="none", ax=ax)
+        ax.set(xlabel=_label(metric, prefix="final ", width=40), ylabel=by if ax is axes[0][0] else "")
+        ax.legend(title=f"{hue}: mean, 95 % CI", fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -31,11 +31,14 @@ COLUMNS = {
     "choice.algo": "algorithm",
     "choice.generator": "generator",
     "prompt": "prompt",
+    "image_prompt": "image_prompt",
     "seed": "seed",
     "generations": "generations",
     "pop_size": "pop_size",
 }
 INT_COLUMNS = ("seed", "generations", "pop_size")
+#: how MLflow logs a null param (a run without an image prompt; runs from before image prompts have none)
+NULL_PARAM = "None"
 # the run table's columns before its metrics
 BASE_COLUMNS = ["run_id", "end_time", "artifact_uri", "job", *COLUMNS.values()]
 # MLflow's largest page for search_runs
@@ -89,8 +92,19 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
     table = table.reindex(columns=[*BASE_COLUMNS, *sorted(set(table.columns) - set(BASE_COLUMNS))])
     for column in INT_COLUMNS:
         table[column] = pd.to_numeric(table[column]).astype("Int64")
+    table["image_prompt"] = table["image_prompt"].fillna(NULL_PARAM)
+    table["prompt"] = [target_label(text, image) for text, image in zip(table["prompt"], table["image_prompt"])]
     table = table.sort_values("end_time").drop_duplicates("job", keep="last")
     return table.sort_values(list(COLUMNS.values())).reset_index(drop=True)
+
+
+def target_label(prompt: str, image_prompt: str) -> str:
+    """What a run aimed at, as tables and figures name it: its prompt, with its image prompt
+    ('a red star + image scene:...', 'image scene:...' alone)."""
+    if image_prompt == NULL_PARAM:
+        return prompt
+    image = f"image {image_prompt}"
+    return image if prompt in (None, NULL_PARAM, "") else f"{prompt} + {image}"
 
 
 def _histories(client: MlflowClient, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:

@@ -24,11 +24,12 @@ from mlflow import MlflowClient
 from latentevo.tracking import tracking_uri
 
 from . import figures as F
+from . import prompts as P
 from . import stats
 from .load import DEFAULT_CACHE_DIR, Runs, load_runs
 from .sweeps import run_missing
 
-EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
+EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts", "penalties", "image_prompts")
 # The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
 # weights needed): `make figures-thesis`. Not in the default build, which runs offline.
 THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
@@ -54,6 +55,8 @@ QUICK = Settings(
         "generators": ["algo=ga", "seed=range(2)", *QUICK_COMMON],
         "baselines": ["seed=range(2)", *QUICK_COMMON],
         "unseen_prompts": ["seed=0", *QUICK_COMMON],
+        "penalties": ["seed=range(2)", *QUICK_COMMON],
+        "image_prompts": ["seed=range(2)", *QUICK_COMMON],
         "thesis_ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
         **{name: ["algo=ga", "seed=range(2)", *QUICK_COMMON] for name in THESIS_EXPERIMENTS[1:]},
     },
@@ -125,11 +128,28 @@ def unseen_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list
                   "none (is the CLIP fitness exploitable?)", F.final_strip(runs, "truth_match", hue="algorithm"))]
 
 
+def penalties(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    data = P.with_all(P.penalty_runs(runs), "object_prompt")
+    return [Entry("penalties_final", "colour_leak, truth_match and the object term's cos_sim, with and without the "
+                  "penalty '-a <c> background'", "none (prompt algebra: does a penalty help?)",
+                  F.condition_points(data, P.PENALTY_METRICS, "object_prompt", "condition",
+                                     P.CONDITIONS["penalties"], f"{runs.experiment}: final values per prompt"))]
+
+
+def image_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    data = P.with_all(P.image_prompt_runs(runs), "target")
+    return [Entry("image_prompts_final", "truth_match against the target scene: caption, rendered scene, or both",
+                  "none (image prompts)",
+                  F.condition_points(data, P.IMAGE_METRICS, "target", "condition", P.CONDITIONS["image_prompts"],
+                                     f"{runs.experiment}: final values per target scene"))]
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
+        "penalties": penalties, "image_prompts": image_prompts,
         "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]}}
 
 
@@ -142,6 +162,13 @@ def save(entry: Entry, out: Path) -> None:
 def write_table(table: pd.DataFrame, out: Path, name: str) -> str:
     table.to_csv(out / f"{name}.csv", index=False)
     text = stats.markdown(stats.mean_pm_std(table))
+    (out / f"{name}.md").write_text(text)
+    return text
+
+
+def write_ci_table(table: pd.DataFrame, out: Path, name: str) -> str:
+    table.to_csv(out / f"{name}.csv", index=False)
+    text = stats.markdown(table)
     (out / f"{name}.md").write_text(text)
     return text
 
@@ -195,6 +222,9 @@ def build(out: Path, settings: Settings, experiments: list[str], run: bool, frac
             index.append(f"| {entry.title} | {entry.thesis} | [{entry.name}.png]({entry.name}.png), "
                          f"[pdf]({entry.name}.pdf) |")
             print(f"{name}: {out / entry.name}.png")
+        for table_name, table in P.TABLES.get(name, lambda _: {})(runs).items():
+            index.append(f"\n{table_name} (final values, mean and 95 % CI over runs: `_lo`, `_hi`):\n\n"
+                         + write_ci_table(table, out, table_name))
         tables.append((name, runs))
     index += summary_sections(out, tables, settings, fraction)
     (out / "index.md").write_text("\n".join(index) + "\n")

@@ -29,6 +29,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from latentevo import prompts
 from latentevo.devices import resolve_device
 from latentevo.pipeline.models import Models, Request
 
@@ -64,11 +65,11 @@ def measure(cfg, pops: list[int], repeats: int) -> list[dict]:
     generator = models.generator
     print(f"device: {device_name(models.device)}, torch {torch.__version__}, threads {torch.get_num_threads()}",
           flush=True)
-    text = models.embed_prompt(cfg.prompt)
+    targets = models.targets(prompts.of_config(cfg))
 
     def evaluate(latents):
         views = models.scorer.draw_views(len(latents), torch.Generator().manual_seed(0))
-        return models.fitness([Request(latents, text, views)])
+        return models.fitness([Request(latents, targets, views)])
     rows = []
     for pop in pops:
         latents = generator.sample_latents(pop, torch.Generator().manual_seed(pop)).double().numpy()

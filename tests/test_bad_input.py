@@ -77,6 +77,20 @@ def corrupt_weights(tmp_path, uri, args):
     return ["clip.random_init=false", f"+clip.weights_dir={weights}"]
 
 
+def not_an_image(tmp_path, uri, args):
+    (tmp_path / "notes.png").write_text("not an image")
+    return [f"image_prompt={tmp_path / 'notes.png'}"]
+
+
+def truncated_image(tmp_path, uri, args):
+    from PIL import Image
+
+    path = tmp_path / "truncated.png"
+    Image.new("RGB", (64, 64), (10, 200, 30)).save(path)
+    path.write_bytes(path.read_bytes()[:60])
+    return [f"image_prompt={path}"]
+
+
 def job_already_running(tmp_path, uri, args):
     """A first process runs the same job (slowed down) until the second one has been refused."""
     first = start_cli(args, uri, tmp_path / "first", env={"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.5"})
@@ -111,6 +125,22 @@ CASES = {
     "prompt longer than the context": Case([LONG_PROMPT], "longer than the scorer's context of"),
     "prompt not UTF-8": Case([b"prompt=a r\xe9d circle"],
                              "argument 'prompt=a r\\xe9d circle' is not valid UTF-8 text; retype it"),
+    "empty prompt term": Case(["prompt='a red star | '"], "prompt term 1 ('') is empty; write terms as"),
+    "prompt weight not a number": Case(["prompt='a red star:x'"],
+                                       "prompt term 0 ('a red star:x') has weight 'x'; a weight must be a positive"),
+    "prompt weight 0": Case(["prompt='a red star:0'"], "has weight '0'; a weight must be a positive finite number"),
+    "negative prompt weight": Case(["prompt='a red star:-1'"], "has weight '-1'; a weight must be a positive"),
+    "infinite prompt weight": Case(["prompt='a red star:inf'"], "has weight 'inf'; a weight must be a positive"),
+    "prompt term longer than the context": Case([LONG_PROMPT.replace("prompt='", "prompt='a red star | ")],
+                                                "prompt term 1 ('a big red circle"),
+    "image prompt file missing": Case(["image_prompt='/nonexistent/target.png'"],
+                                      "image_prompt file /nonexistent/target.png does not exist"),
+    "image prompt not an image": Case([], "is not an image PIL can read", prepare=not_an_image),
+    "image prompt unreadable": Case([], "cannot be read", prepare=truncated_image),
+    "image prompt scene incomplete": Case(["image_prompt='scene:shape=star'"],
+                                          "image_prompt scene names no colour, background"),
+    "image_prompt_weight 0": Case(["image_prompt='scene:shape=star,colour=red,background=blue'",
+                                   "image_prompt_weight=0"], "image_prompt_weight has weight '0.0'"),
     "pop_size 0": Case(["pop_size=0"], "pop_size must be an integer >= 1, got 0"),
     "pop_size 1 for DE": Case(["algo=de", "pop_size=1"], "pop_size=1 is too small for DE; it needs pop_size >= 4"),
     "pop_size 3 for DE": Case(["algo=de", "pop_size=3"], "pop_size=3 is too small for DE; it needs pop_size >= 4"),

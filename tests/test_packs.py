@@ -149,3 +149,20 @@ def test_a_cluster_pack_whose_node_does_not_see_the_shared_checkpoints_fails_wit
     with pytest.raises(LatentevoError, match=r"checkpoint directory .*/unmounted is missing on node .*: checkpoints "
                                              r"must live on a disk every node reads"):
         PackTask()(1, 1, [], None, None, {}, [str(tmp_path / "unmounted")])
+
+
+MIXED_TARGETS = [["prompt='a red circle'"], ["prompt='a red star | a blue background:0.5 | -a red background'"],
+                 ["prompt=null", "image_prompt='scene:shape=star,colour=red,background=blue'"],
+                 ["prompt='a yellow cross'", "image_prompt='scene:shape=cross,colour=yellow,background=black'",
+                  "image_prompt_weight=0.5"]]
+
+
+def test_runs_with_plain_algebra_and_image_prompts_packed_are_the_same_runs_as_alone(tracking):
+    packed = run_pack(specs_of("targets_packed", MIXED_TARGETS))
+    assert [o.status for o in packed] == ["FINISHED"] * 4
+    for spec in specs_of("targets_alone", MIXED_TARGETS):
+        assert run_pack([spec])[0].status == "FINISHED"
+    same_runs(tracking, "targets_packed", "targets_alone")
+    client, runs = runs_of(tracking, "targets_packed")
+    terms = {r.info.run_name: sorted(k for k in r.data.metrics if k.startswith("term")) for r in runs}
+    assert [len(terms[",".join(job)]) for job in MIXED_TARGETS] == [0, 3, 1, 2]  # a plain prompt logs no terms

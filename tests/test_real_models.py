@@ -285,9 +285,11 @@ def test_fitness_halves_chunks_that_run_out_of_gpu_memory():
         return z[:, :, None, None].expand(-1, -1, 2, 2)
 
     latents = np.arange(10, dtype=float).reshape(5, 2)
-    requests = [Request(latents[:3], torch.ones(2), None), Request(latents[3:], torch.tensor([1.0, 0.0]), None)]
+    requests = [Request(latents[:3], torch.ones(1, 2), None), Request(latents[3:], torch.tensor([[1.0, 0.0]]), None)]
     models = Models(torch.device("cpu"), generator, Scorer(), batch_size=8)
     first, second = models.fitness(requests)
+    assert first.shape == (3, 1) and second.shape == (2, 1)
+    first, second = first[:, 0], second[:, 0]
     assert np.allclose(first, latents[:3].sum(1)) and np.allclose(second, latents[3:, 0])  # each against its own text
     # one pass for all 5 while batch_size allows, then halved (8 -> 4 -> 2) until every chunk fits:
     # the last attempt covers all 5 latents in chunks that fit
