@@ -3,12 +3,15 @@ each observer is one concern (metrics, image artifacts, checkpoints, the final e
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tqdm import tqdm
 
 from ..evaluation.evaluate import Evaluation, log_evaluation
 from ..search import Generation
+from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, generation_metrics
 
@@ -34,9 +37,20 @@ class LogMetrics(Observer):
         run.tracker.log_metrics(gen.index, generation_metrics(gen, self.truth))
 
 
+#: the run page's image chart of the best image so far, one image per logged generation
+BEST_IMAGE_KEY = "best"
+POPULATION_DIR = "population"
+POPULATION_GRID = re.compile(rf"{POPULATION_DIR}/gen_(\d+)\.png")
+
+
+def best_image(run: PackedRun, gen: Generation) -> np.ndarray:
+    return image_grid(latent_images(run.models.generator, gen.best_latent[None]), max_tile=None)
+
+
 class LogImages(Observer):
-    """Population grids every `every` generations and at the last; the best image and the final
-    population at the end."""
+    """Every `every` generations and at the last, the population grid and the best image so far
+    (a time-stepped image: the run page shows it with a step slider); the best image and the
+    final population at the end."""
 
     def __init__(self, every: int):
         self.every = every
@@ -44,13 +58,27 @@ class LogImages(Observer):
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
         if gen.index % self.every == 0 or run.done:
             grid = population_grid(run.models.generator, gen.latents, gen.cos_sim)
-            run.tracker.log_image(grid, f"population/gen_{gen.index:04d}.png")
+            run.tracker.log_image(grid, f"{POPULATION_DIR}/gen_{gen.index:04d}.png")
+            run.tracker.log_stepped_image(best_image(run, gen), BEST_IMAGE_KEY, gen.index)
 
     def on_end(self, run: PackedRun, gen: Generation) -> None:
-        best = latent_images(run.models.generator, gen.best_latent[None])
-        run.tracker.log_image(image_grid(best, max_tile=None), "best.png")
+        run.tracker.log_image(best_image(run, gen), "best.png")
         run.tracker.log_arrays("population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent,
                                best_cos_sim=gen.best_cos_sim)
+
+
+class LogAnimations(Observer):
+    """At the end, `best.gif` and `population.gif`: the images logged at each logged generation,
+    read back from the store, so that a resumed run's GIFs have the generations logged before
+    it was interrupted too."""
+
+    def on_end(self, run: PackedRun, gen: Generation) -> None:
+        tracker = run.tracker
+        grids = {int(match[1]): path for path in tracker.artifact_paths(POPULATION_DIR)
+                 if (match := POPULATION_GRID.fullmatch(path))}
+        for name, paths in (("best.gif", tracker.stepped_images(BEST_IMAGE_KEY)), ("population.gif", grids)):
+            steps = spaced_steps(list(paths))
+            tracker.log_gif([gif_frame(tracker.read_image(paths[step]), step) for step in steps], name, FRAME_MS)
 
 
 class SaveCheckpoints(Observer):
@@ -78,6 +106,6 @@ class EvaluateFinal(Observer):
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth), LogImages(cfg.log_every), SaveCheckpoints(cfg.checkpoint_every)]
+    observers = [LogMetrics(truth), LogImages(cfg.log_every), LogAnimations(), SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 
