@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from tqdm import tqdm
 
 from ..evaluation.evaluate import Evaluation, log_evaluation
 from ..search import Generation
 from .grids import image_grid, latent_images, population_grid
-from .measures import Truth, generation_metrics
+from .measures import Truth, best_realness, front_metrics, generation_metrics
+from .objectives import reference_point
 
 if TYPE_CHECKING:
     from .member import PackedRun
@@ -25,18 +27,23 @@ class Observer:
 
 
 class LogMetrics(Observer):
-    """Every generation's metrics (the tracker sends them in batches)."""
+    """Every generation's metrics (the tracker sends them in batches): with several objectives,
+    the front's size and hypervolume; with a realness model, the best image's realness."""
 
-    def __init__(self, truth: Truth | None):
-        self.truth = truth
+    def __init__(self, truth: Truth | None, reference: np.ndarray):
+        self.truth, self.reference = truth, reference
 
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
-        run.tracker.log_metrics(gen.index, generation_metrics(gen, self.truth))
+        metrics = generation_metrics(gen, self.truth) | front_metrics(gen, self.reference)
+        if run.models.realness is not None:
+            metrics |= best_realness(run.models.generator, run.models.realness, gen)
+        run.tracker.log_metrics(gen.index, metrics)
 
 
 class LogImages(Observer):
     """Population grids every `every` generations and at the last; the best image and the final
-    population at the end."""
+    population at the end, and with several objectives the final front's images (best cos_sim
+    first), `front.png`."""
 
     def __init__(self, every: int):
         self.every = every
@@ -49,8 +56,13 @@ class LogImages(Observer):
     def on_end(self, run: PackedRun, gen: Generation) -> None:
         best = latent_images(run.models.generator, gen.best_latent[None])
         run.tracker.log_image(image_grid(best, max_tile=None), "best.png")
+        fronts = {}
+        if gen.front is not None:
+            run.tracker.log_image(population_grid(run.models.generator, gen.latents[gen.front], gen.cos_sim[gen.front]),
+                                  "front.png")
+            fronts = {"objectives": gen.objectives, "front": gen.front}
         run.tracker.log_arrays("population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent,
-                               best_cos_sim=gen.best_cos_sim)
+                               best_cos_sim=gen.best_cos_sim, **fronts)
 
 
 class SaveCheckpoints(Observer):
@@ -78,6 +90,7 @@ class EvaluateFinal(Observer):
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth), LogImages(cfg.log_every), SaveCheckpoints(cfg.checkpoint_every)]
+    observers = [LogMetrics(truth, reference_point(list(cfg.objectives))), LogImages(cfg.log_every),
+                 SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 
