@@ -77,7 +77,8 @@ class SaveCheckpoints(Observer):
 
 
 class EvaluateFinal(Observer):
-    """The independent classifier's verdict on the final population."""
+    """The independent classifier's verdict on the final population, and on the run's best image
+    (the front's pick with several objectives): its probability of the target class."""
 
     def __init__(self, evaluation: Evaluation):
         self.evaluation = evaluation
@@ -85,6 +86,9 @@ class EvaluateFinal(Observer):
     def on_end(self, run: PackedRun, gen: Generation) -> None:
         metrics = log_evaluation(run.tracker, self.evaluation, run.models.generator, gen.index, gen.latents,
                                  gen.cos_sim)
+        best, _ = self.evaluation.predictions(run.models.generator, gen.best_latent[None], np.array([gen.best_cos_sim]))
+        run.tracker.log_metrics(gen.index, {"eval_best_target_probability": float(best["target_probability"][0]),
+                                            "eval_best_correct": float(best["correct"][0])})
         tqdm.write(f"{run.spec.prefix}classifier accuracy {metrics['eval_accuracy']:.1%} on the final population "
                    f"({self.evaluation.target})")
 
