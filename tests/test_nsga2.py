@@ -2,6 +2,8 @@
 non-dominated and its pick on it, packed runs are the runs alone, a preempted run resumes to the
 same history, bad objectives and missing realness weights are one line."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -172,3 +174,30 @@ def test_a_multi_objective_problem_checks_its_fitness_columns():
     problem = LatentProblem(lambda x: np.full((len(x), 2), np.nan), n_var=2, bound=1.0, n_obj=2)
     with pytest.raises(FitnessError, match="NaN"):
         problem.evaluate(np.zeros((4, 2)))
+
+
+def test_the_committed_critic_was_trained_by_its_recipe_against_the_committed_generator():
+    from gan_cli import compose_train
+    from omegaconf import OmegaConf
+
+    from latentevo.models.weights import WORLD_DIR
+    from latentevo.training.jobs import loaded_files
+
+    committed = json.loads((WORLD_DIR / "critic.json").read_text())
+    cfg = compose_train(["world=critic"])
+    assert committed["model"] == "critic" and cfg.half and cfg.manifest
+    assert committed["training"]["model"] == OmegaConf.to_container(cfg.model, resolve=True)
+    assert committed["training"]["seed"] == cfg.seed
+    assert WORLD_DIR / "dcgan.safetensors" in loaded_files(cfg)  # the generator is part of the job
+    assert 0.5 < committed["evaluation"]["accuracy"] <= 1
+
+
+def test_a_tiny_critic_trains_and_is_judged_on_held_out_images():
+    from latentevo.training.critic import CriticConfig, CriticTrainer
+    from latentevo.training.data import ShapesSource
+
+    trainer = CriticTrainer(CriticConfig(iterations=2, batch_size=8, ndf=8), ShapesSource(),
+                            torch.Generator().manual_seed(0))
+    assert np.isfinite(trainer.step()["loss"])
+    judged = trainer.evaluate(16)
+    assert 0 <= judged["accuracy"] <= 1 and 0 <= judged["auc"] <= 1 and trainer.net.training
