@@ -25,8 +25,8 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
-.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
+.PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -70,7 +70,7 @@ WORLD_QUICK_dcgan ?= model.iterations=6 model.batch_size=16
 world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world (~50 min on 2 cores)
 	$(MAKE) -j2 world-clip world-dcgan
 
-world-clip world-classifier:
+world-clip world-classifier world-critic:
 	$(call world_train,$(WORLD_DIR),$(@:world-%=%))
 
 world-dcgan: world-classifier
@@ -156,6 +156,9 @@ exp-baselines: ## GA and DE variants against CMA-ES and random search
 
 exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: truth_match per prompt
 	PY=$(PY) experiments/run.sh unseen_prompts
+
+exp-nsga2-realness: ## NSGA-II on (cos_sim, realness) vs GA on the DCGAN, 10 seeds x 2 shapes, then figures/nsga2_realness/
+	PY=$(PY) experiments/run.sh nsga2_realness
 
 # E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store; trained
 # networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen

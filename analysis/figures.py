@@ -16,6 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -28,6 +29,7 @@ os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ALGORITHM_COLOURS = {
     "ga": "tab:blue",
+    "nsga2": "tab:brown",
     "de": "tab:orange",
     "de_best1_bin": "tab:green",
     "de_rand1_exp": "tab:red",
@@ -41,6 +43,7 @@ ALGORITHM_NAMES = {
     "de_rand1_exp": "DE/rand/1/exp",
     "cmaes": "CMA-ES",
     "random": "random search",
+    "nsga2": "NSGA-II (cos_sim, realness)",
 }
 GENERATOR_COLOURS = {"shapes": "tab:cyan", "dcgan_shapes": "tab:olive"}
 GENERATOR_NAMES = {"shapes": "shapes (procedural)", "dcgan_shapes": "DCGAN"}
@@ -51,6 +54,7 @@ METRIC_LABELS = {
     "pop_colour_leak": "colour leak: fraction of the population whose background has the object's colour",
     "pop_truth_match": "population mean truth_match (fraction of named attributes shown)",
     "truth_match": "truth_match of the best image (fraction of named attributes shown)",
+    "best_realness": "realness D(x) of the best image (NSGA-II: the front's pick)",
 }
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
@@ -229,5 +233,33 @@ def final_strip(runs: Runs, metric: str, by: str = "prompt", hue: str = "generat
     ax.legend(handles, [names.get(v, v) for v in labels], title=hue, loc="best")
     ax.set(xlabel=_label(metric, prefix="final ", width=90), ylabel=by)
     ax.set_title(f"{runs.experiment}: final {metric} per {by} and {hue}, one dot per run")
+    fig.tight_layout()
+    return fig
+
+
+def fronts(runs: Runs, client: MlflowClient, seeds: list[int]) -> Figure:
+    """Per prompt, the final non-dominated front of NSGA-II runs of a few seeds in (cos_sim,
+    realness D(x) = 1 − the realness objective) space, each run's pick ringed, and the GA's best
+    images of the same seeds as crosses."""
+    prompts = sorted(runs.runs["prompt"].unique())
+    fig, axes = plt.subplots(1, len(prompts), figsize=(6 * len(prompts), 4.8), squeeze=False)
+    colours = sns.color_palette("colorblind", len(seeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        for ax, prompt in zip(axes[0], prompts):
+            here = runs.runs[(runs.runs["prompt"] == prompt) & runs.runs["seed"].isin(seeds)]
+            for colour, seed in zip(colours, seeds):
+                for run in here[here["seed"] == seed].itertuples():
+                    if run.algorithm == "nsga2":
+                        final = np.load(artifact_file(client, run.run_id, "population.npz", Path(tmp) / run.run_id))
+                        f = final["objectives"][final["front"]]
+                        order = np.argsort(-f[:, 0])
+                        ax.plot(-f[order, 0], 1 - f[order, 1], "o-", color=colour, ms=4, lw=1, label=f"seed {seed}")
+                        ax.scatter(run.best_cos_sim, run.best_realness, s=120, facecolors="none", edgecolors=colour)
+                    else:
+                        ax.scatter(run.best_cos_sim, run.best_realness, marker="x", s=60, color=colour)
+            ax.set(xlabel=f"cos_sim {COS_SIM_UNIT}", ylabel="realness D(x) (0…1, higher: judged more real)",
+                   title=f'"{prompt}"')
+            ax.legend(title="NSGA-II front (○ pick); × GA best", fontsize=8)
+    fig.suptitle(f"{runs.experiment}: final fronts, NSGA-II against the GA's best")
     fig.tight_layout()
     return fig

@@ -32,6 +32,10 @@ EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
 # The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
 # weights needed): `make figures-thesis`. Not in the default build, which runs offline.
 THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
+# beyond the thesis, drawn when asked for (experiments/run.sh <name>)
+OTHER_EXPERIMENTS = ("nsga2_realness",)
+#: the measured answer of nsga2_realness: each run's best (NSGA-II: its pick), mean and 95 % CI
+REALNESS_METRICS = ["best_cos_sim", "best_realness", "eval_best_target_probability"]
 
 
 @dataclass(frozen=True)
@@ -125,12 +129,37 @@ def unseen_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list
                   "none (is the CLIP fitness exploitable?)", F.final_strip(runs, "truth_match", hue="algorithm"))]
 
 
+def nsga2_realness(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    seeds = sorted(runs.runs["seed"].unique())[:4]
+    return [
+        Entry("nsga2_realness_fronts", "Final NSGA-II fronts (realness vs cos_sim) of a few seeds, and GA's best",
+              "CLIP-GLaSS's two objectives", F.fronts(runs, client, seeds)),
+        Entry("nsga2_realness_best_realness", "Realness of the best image (NSGA-II: the pick) per generation",
+              "none", F.convergence(runs, "best_realness")),
+    ]
+
+
+def realness_table(runs: Runs, out: Path) -> str:
+    """Realness, cos_sim and the classifier's confidence in the target class, of NSGA-II's pick
+    and the GA's best, mean [95 % CI] over seeds."""
+    table = stats.mean_ci(runs.runs, REALNESS_METRICS, ["prompt", "algorithm"])
+    table.to_csv(out / "nsga2_realness.csv", index=False)
+    shown = table[["prompt", "algorithm", "runs"]].copy()
+    for metric in REALNESS_METRICS:
+        shown[metric] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
+                         table[[f"{metric}_mean", f"{metric}_lo", f"{metric}_hi"]].itertuples(index=False)]
+    text = stats.markdown(shown)
+    (out / "nsga2_realness.md").write_text(text)
+    return text
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
-        "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]}}
+        "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]},
+        "nsga2_realness": nsga2_realness}
 
 
 def save(entry: Entry, out: Path) -> None:
@@ -206,10 +235,15 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     """summary, rank_tests and observations tables over all experiments, and their index text."""
     if not tables:
         return []
+    sections = []
+    if "nsga2_realness" in dict(tables):
+        sections += ["\n## NSGA-II (cos_sim, realness) against GA: the best image (NSGA-II: the front's pick), "
+                     "mean [95 % CI] over seeds; eval_best_target_probability: the independent classifier's "
+                     "probability of the asked shape\n", realness_table(dict(tables)["nsga2_realness"], out)]
     summary = pd.concat([stats.summary(runs, fraction).assign(experiment=name) for name, runs in tables])
     tests = pd.concat([stats.rank_tests(runs.runs, ["best_cos_sim", "mean_cos_sim"]).assign(experiment=name)
                        for name, runs in tables])
-    sections = [
+    sections += [
         f"\n## Summary (final values, mean and std over runs; generations and evaluations to "
         f"{fraction:.0%} of the best cos_sim's improvement from generation 0)\n",
         write_table(summary, out, "summary"),
@@ -240,7 +274,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + THESIS_EXPERIMENTS, default=list(EXPERIMENTS))
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + THESIS_EXPERIMENTS + OTHER_EXPERIMENTS,
+                        default=list(EXPERIMENTS))
     parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")
     parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")

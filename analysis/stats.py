@@ -4,7 +4,7 @@ algorithm gets there, rank tests between algorithms, and its observations put in
 from __future__ import annotations
 
 import pandas as pd
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, t
 
 from .load import Runs
 
@@ -141,3 +141,19 @@ def markdown(table: pd.DataFrame, digits: int = 4) -> str:
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def mean_ci(table: pd.DataFrame, metrics: list[str], by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Per group of `by`: runs, and each metric's mean with its Student-t confidence interval at
+    `level` over the group's runs (one value per run), as <metric>_mean, <metric>_lo, <metric>_hi."""
+    rows = []
+    for key, group in table.groupby(by):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,))) | {"runs": len(group)}
+        for metric in metrics:
+            values = group[metric].dropna()
+            half = t.ppf((1 + level) / 2, len(values) - 1) * values.std() / len(values) ** 0.5 \
+                if len(values) > 1 else float("nan")
+            row |= {f"{metric}_mean": values.mean(), f"{metric}_lo": values.mean() - half,
+                    f"{metric}_hi": values.mean() + half}
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -18,7 +18,8 @@ from ..resume import Job
 from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, state_is_picklable, tell, to_evaluate
 from ..tracking import RunLogger, tracked_run
 from .measures import ground_truth
-from .models import Models, Request, build
+from .models import Models, Request, Scores, build
+from .objectives import objective_values
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
@@ -91,7 +92,8 @@ class PackedRun:
                        f"after generation {state['generation']}, {how}")
             self.tracker.log_points(state["pending"])
         if restored is None:
-            problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound)
+            problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
+                                    n_obj=len(cfg.objectives))
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
@@ -111,8 +113,8 @@ class PackedRun:
         views = self.models.scorer.draw_views(len(self._asked), self.random.views)
         return Request(self._asked, self.text_embedding, views)
 
-    def tell(self, cos_sim: np.ndarray) -> Generation:
-        self.fitness.give(self._asked, cos_sim)
+    def tell(self, scores: Scores) -> Generation:
+        self.fitness.give(self._asked, objective_values(list(self.cfg.objectives), scores))
         with self.random.active():
             gen = tell(self.algorithm, self._infills)
         self.last = gen

@@ -1,5 +1,6 @@
-"""The models a pack shares: generator and scorer built once, the evaluation classifiers built
-once per config, and the batched fitness that scores every run's candidates together."""
+"""The models a pack shares: generator, scorer and realness model built once, the evaluation
+classifiers built once per config, and the batched fitness that scores every run's candidates
+together."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError, LatentevoError
 from ..evaluation.evaluate import Evaluation, build_evaluation
 from ..models.base import Generator, Scorer
+from ..models.realness import Realness
 
 #: batch_size=auto by device type: the fastest measured on 2 CPU cores; a GPU's for large models
 AUTO_BATCH_SIZE = {"cpu": 64, "cuda": 256}
@@ -60,23 +62,34 @@ class Request:
 
 
 @dataclass
+class Scores:
+    """One request's share of a fitness pass: each image's cos_sim and, with a realness model,
+    how real it looks (D(x) in [0, 1])."""
+
+    cos_sim: np.ndarray  # (n,)
+    realness: np.ndarray | None = None  # (n,)
+
+
+@dataclass
 class Models:
     device: torch.device
     generator: Generator
     scorer: Scorer
     batch_size: int
+    realness: Realness | None = None
     _evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Models:
-        """The generator and scorer of `cfg` (any run of the pack), on its device."""
+        """The generator, scorer and realness model of `cfg` (any run of the pack), on its device."""
         seed_everything(MODEL_SEED)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         device = resolve_device(cfg.device)
         generator: Generator = build(cfg.generator).to(device)
         batch_size = AUTO_BATCH_SIZE.get(device.type, 64) if cfg.batch_size == "auto" else cfg.batch_size
-        return cls(device, generator, build_scorer(cfg, device), batch_size)
+        realness = build(cfg.realness).to(device) if cfg.get("realness") else None
+        return cls(device, generator, build_scorer(cfg, device), batch_size, realness)
 
     def check_prompt(self, prompt: str) -> None:
         tokens = self.scorer.count_tokens(prompt)
@@ -100,20 +113,25 @@ class Models:
         self._evaluations.setdefault(key, evaluation)
         return evaluation
 
-    @torch.inference_mode()
     def fitness(self, requests: list[Request]) -> list[np.ndarray]:
-        """Every request's cos_sims, from one pass over all their latents in chunks of
-        `batch_size` images; each image is scored against its own run's prompt. A chunk that
+        """Every request's cos_sims (`scores` without realness)."""
+        return [scores.cos_sim for scores in self.scores(requests)]
+
+    @torch.inference_mode()
+    def scores(self, requests: list[Request]) -> list[Scores]:
+        """Every request's cos_sims (and realness), from one pass over all their latents in chunks
+        of `batch_size` images; each image is scored against its own run's prompt. A chunk that
         runs out of GPU memory is retried in halves, and the size that fits is kept."""
         sizes = [len(r.latents) for r in requests]
         if not sum(sizes):
-            return [np.empty(0) for _ in requests]
+            empty = None if self.realness is None else np.empty(0)
+            return [Scores(np.empty(0), empty) for _ in requests]
         z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
         text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
         views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
         while True:
             try:
-                sims = self._score(z, text, views)
+                sims, realness = self._score(z, text, views)
                 break
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
@@ -121,18 +139,25 @@ class Models:
                                       "a smaller generator or device=cpu") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 torch.cuda.empty_cache()
-        return list(np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1]))
+        splits = np.cumsum(sizes)[:-1]
+        per_request = np.split(sims.double().cpu().numpy(), splits)
+        if realness is None:
+            return [Scores(s) for s in per_request]
+        return [Scores(s, r) for s, r in zip(per_request, np.split(realness.double().cpu().numpy(), splits))]
 
-    def _score(self, z: torch.Tensor, text: torch.Tensor, views: torch.Tensor | None) -> torch.Tensor:
+    def _score(self, z: torch.Tensor, text: torch.Tensor,
+               views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         k = self.scorer.views
         # chunks of at most batch_size images (views included), of near-equal sizes: no small
         # remainder, whose convolutions could take another kernel than the runs' alone
         bounds = np.linspace(0, len(z), math.ceil(len(z) * k / self.batch_size) + 1).round().astype(int)
-        sims = []
+        sims, realness = [], []
         for start, stop in zip(bounds[:-1], bounds[1:]):
             images = self.generator(z[start:stop])
             params = None if views is None else views[start * k : stop * k]
             embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
             rows = text[start:stop].to(embedded.device).repeat_interleave(k, dim=0)
             sims.append((embedded * rows).sum(1).view(-1, k).mean(1))
-        return torch.cat(sims)
+            if self.realness is not None:
+                realness.append(self.realness(images))  # the same images, judged as they are
+        return torch.cat(sims), torch.cat(realness) if realness else None

@@ -13,7 +13,8 @@ from ..evaluation.evaluate import Evaluation, log_evaluation
 from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
-from .measures import Truth, generation_metrics
+from .measures import Truth, best_realness, front_metrics, generation_metrics
+from .objectives import reference_point
 
 if TYPE_CHECKING:
     from .member import PackedRun
@@ -28,13 +29,17 @@ class Observer:
 
 
 class LogMetrics(Observer):
-    """Every generation's metrics (the tracker sends them in batches)."""
+    """Every generation's metrics (the tracker sends them in batches): with several objectives,
+    the front's size and hypervolume; with a realness model, the best image's realness."""
 
-    def __init__(self, truth: Truth | None):
-        self.truth = truth
+    def __init__(self, truth: Truth | None, reference: np.ndarray):
+        self.truth, self.reference = truth, reference
 
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
-        run.tracker.log_metrics(gen.index, generation_metrics(gen, self.truth))
+        metrics = generation_metrics(gen, self.truth) | front_metrics(gen, self.reference)
+        if run.models.realness is not None:
+            metrics |= best_realness(run.models.generator, run.models.realness, gen)
+        run.tracker.log_metrics(gen.index, metrics)
 
 
 #: the run page's image chart of the best image so far, one image per logged generation
@@ -50,7 +55,8 @@ def best_image(run: PackedRun, gen: Generation) -> np.ndarray:
 class LogImages(Observer):
     """Every `every` generations and at the last, the population grid and the best image so far
     (a time-stepped image: the run page shows it with a step slider); the best image and the
-    final population at the end."""
+    final population at the end, and with several objectives the final front's images (best
+    cos_sim first), `front.png`."""
 
     def __init__(self, every: int):
         self.every = every
@@ -63,8 +69,13 @@ class LogImages(Observer):
 
     def on_end(self, run: PackedRun, gen: Generation) -> None:
         run.tracker.log_image(best_image(run, gen), "best.png")
+        fronts = {}
+        if gen.front is not None:
+            run.tracker.log_image(population_grid(run.models.generator, gen.latents[gen.front], gen.cos_sim[gen.front]),
+                                  "front.png")
+            fronts = {"objectives": gen.objectives, "front": gen.front}
         run.tracker.log_arrays("population.npz", latents=gen.latents, cos_sim=gen.cos_sim, best_latent=gen.best_latent,
-                               best_cos_sim=gen.best_cos_sim)
+                               best_cos_sim=gen.best_cos_sim, **fronts)
 
 
 class LogAnimations(Observer):
@@ -93,7 +104,8 @@ class SaveCheckpoints(Observer):
 
 
 class EvaluateFinal(Observer):
-    """The independent classifier's verdict on the final population."""
+    """The independent classifier's verdict on the final population, and on the run's best image
+    (the front's pick with several objectives): its probability of the target class."""
 
     def __init__(self, evaluation: Evaluation):
         self.evaluation = evaluation
@@ -101,11 +113,15 @@ class EvaluateFinal(Observer):
     def on_end(self, run: PackedRun, gen: Generation) -> None:
         metrics = log_evaluation(run.tracker, self.evaluation, run.models.generator, gen.index, gen.latents,
                                  gen.cos_sim)
+        best, _ = self.evaluation.predictions(run.models.generator, gen.best_latent[None], np.array([gen.best_cos_sim]))
+        run.tracker.log_metrics(gen.index, {"eval_best_target_probability": float(best["target_probability"][0]),
+                                            "eval_best_correct": float(best["correct"][0])})
         tqdm.write(f"{run.spec.prefix}classifier accuracy {metrics['eval_accuracy']:.1%} on the final population "
                    f"({self.evaluation.target})")
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth), LogImages(cfg.log_every), LogAnimations(), SaveCheckpoints(cfg.checkpoint_every)]
+    observers = [LogMetrics(truth, reference_point(list(cfg.objectives))), LogImages(cfg.log_every), LogAnimations(),
+                 SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 

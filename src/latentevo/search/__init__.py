@@ -7,9 +7,11 @@ nothing about generators, scorers or tracking.
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .diversity import population_diversity
 from .duplicates import BoundedDuplicateElimination
-from .loop import Generation, evolve, min_pop_size, run_on, state_is_picklable, tell, to_evaluate
+from .front import hypervolume, non_dominated
+from .loop import Generation, evolve, min_pop_size, multi_objective, run_on, state_is_picklable, tell, to_evaluate
 from .problem import FitnessError, GivenFitness, LatentProblem, PriorSampling
 
 __all__ = ["BoundedDuplicateElimination", "CheckpointError", "FitnessError", "Generation", "GivenFitness",
-           "LatentProblem", "PriorSampling", "evolve", "load_checkpoint", "min_pop_size", "population_diversity",
-           "run_on", "save_checkpoint", "state_is_picklable", "tell", "to_evaluate"]
+           "LatentProblem", "PriorSampling", "evolve", "hypervolume", "load_checkpoint", "min_pop_size",
+           "multi_objective", "non_dominated", "population_diversity", "run_on", "save_checkpoint",
+           "state_is_picklable", "tell", "to_evaluate"]

@@ -1,4 +1,5 @@
-"""The latent-space problem: one batched fitness call per generation, minimising -cos_sim."""
+"""The latent-space problem: one batched fitness call per generation, minimising -cos_sim (and,
+with several objectives, the other columns the fitness returns)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from ..errors import LatentevoError
 
 #: (n, rng) -> (n, n_var) latents drawn from the generator's prior
 SampleFn = Callable[[int, np.random.Generator], np.ndarray]
-#: (n, n_var) latents -> (n,) cosine similarities to the prompt
+#: (n, n_var) latents -> (n,) cosine similarities to the prompt; with n_obj > 1, (n, n_obj) values
+#: to minimise, column 0 being -cos_sim
 EvaluateFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -22,23 +24,25 @@ class FitnessError(LatentevoError):
 
 class LatentProblem(Problem):
     """Maximise cos_sim over the box [-bound, bound]^n_var; pymoo minimises, so F = -cos_sim
-    (the "reversed cosine similarity"). Whole populations are evaluated in one call."""
+    (the "reversed cosine similarity"). Whole populations are evaluated in one call. With
+    n_obj > 1 the fitness gives every objective to minimise, -cos_sim first."""
 
-    def __init__(self, evaluate: EvaluateFn, n_var: int, bound: float):
-        super().__init__(n_var=n_var, n_obj=1, xl=-bound, xu=bound, vtype=float)
+    def __init__(self, evaluate: EvaluateFn, n_var: int, bound: float, n_obj: int = 1):
+        super().__init__(n_var=n_var, n_obj=n_obj, xl=-bound, xu=bound, vtype=float)
         self.evaluate_latents = evaluate
 
     def _evaluate(self, x, out, *args, **kwargs):
-        cos_sim = np.asarray(self.evaluate_latents(x), dtype=np.float64)
-        if cos_sim.shape != (len(x),):
-            raise FitnessError(f"fitness returned shape {cos_sim.shape} for {len(x)} latents")
-        bad = ~np.isfinite(cos_sim)
+        values = np.asarray(self.evaluate_latents(x), dtype=np.float64)
+        expected = (len(x),) if self.n_obj == 1 else (len(x), self.n_obj)
+        if values.shape != expected:
+            raise FitnessError(f"fitness returned shape {values.shape} for {len(x)} latents, expected {expected}")
+        bad = ~np.isfinite(values).reshape(len(x), -1).all(1)
         if bad.any():
             raise FitnessError(
                 f"fitness is NaN or infinite for {int(bad.sum())} of {len(x)} latents; "
                 "the generator or scorer produced invalid values; check their weights and outputs"
             )
-        out["F"] = -cos_sim[:, None]
+        out["F"] = -values[:, None] if self.n_obj == 1 else values
 
 
 class GivenFitness:
@@ -48,8 +52,8 @@ class GivenFitness:
     def __init__(self):
         self._given: tuple[np.ndarray, np.ndarray] | None = None
 
-    def give(self, latents: np.ndarray, cos_sim: np.ndarray) -> None:
-        self._given = (latents, cos_sim)
+    def give(self, latents: np.ndarray, values: np.ndarray) -> None:
+        self._given = (latents, values)
 
     def __call__(self, latents: np.ndarray) -> np.ndarray:
         given, self._given = self._given, None
