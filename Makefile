@@ -25,7 +25,7 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
+.PHONY: help setup lint test test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
 .PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
@@ -44,8 +44,8 @@ lint: ## ruff: the project's rules and line length (pyproject.toml)
 test: ## fast test suite (everything but `slow`), a few minutes
 	$(PY) -m pytest
 
-test-full: ## every test but the cluster's, slow ones included
-	$(PY) -m pytest -m 'not cluster'
+test-full: ## every test but the cluster's and the browser's, slow ones included
+	$(PY) -m pytest -m 'not cluster and not browser'
 
 test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed MLflow server, and their faults (root; starts them)
 	$(PY) -m pytest -m cluster
@@ -105,6 +105,12 @@ bench-tracking: ## metric points/s a tracking server takes from 32 runs logging 
 
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
+ui-screenshots: ## screenshots of the MLflow UI (runs table, best_cos_sim chart, best image slider) on 3 short runs, by headless Chromium, into figures/ui/
+	$(PY) scripts/ui_screenshots.py --out figures/ui
+
+test-browser: ## the MLflow UI checked in headless Chromium (Debian: apt-get install chromium)
+	$(PY) -m pytest -m browser
 
 mlflow-server: ## shared MLflow tracking server, artifacts served from mlflow-server/, http://127.0.0.1:5000 (BACKEND=sqlite|postgresql)
 	mkdir -p $(MLFLOW_SERVER_DIR)
