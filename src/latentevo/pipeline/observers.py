@@ -12,7 +12,7 @@ from ..evaluation.evaluate import Evaluation, log_evaluation
 from ..search import Generation
 from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, best_realness, front_metrics, generation_metrics
-from .objectives import reference_point
+from .objectives import objectives_of, reference_point
 
 if TYPE_CHECKING:
     from .member import PackedRun
@@ -94,7 +94,7 @@ class EvaluateFinal(Observer):
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth, reference_point(list(cfg.objectives))), LogImages(cfg.log_every),
+    observers = [LogMetrics(truth, reference_point(objectives_of(cfg))), LogImages(cfg.log_every),
                  SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 
