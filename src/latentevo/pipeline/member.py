@@ -19,7 +19,7 @@ from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, sta
 from ..tracking import RunLogger, tracked_run
 from .measures import ground_truth
 from .models import Models, Request, Scores, build
-from .objectives import objective_values
+from .objectives import objective_values, objectives_of
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
@@ -93,7 +93,7 @@ class PackedRun:
             self.tracker.log_points(state["pending"])
         if restored is None:
             problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
-                                    n_obj=len(cfg.objectives))
+                                    n_obj=len(objectives_of(cfg)))
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
@@ -114,7 +114,7 @@ class PackedRun:
         return Request(self._asked, self.text_embedding, views)
 
     def tell(self, scores: Scores) -> Generation:
-        self.fitness.give(self._asked, objective_values(list(self.cfg.objectives), scores))
+        self.fitness.give(self._asked, objective_values(objectives_of(self.cfg), scores))
         with self.random.active():
             gen = tell(self.algorithm, self._infills)
         self.last = gen

@@ -34,14 +34,18 @@ OBJECTIVES = {
 DEFAULT_OBJECTIVES = {False: ["clip"], True: ["clip", "realness"]}
 
 
-def default_objectives(algo: DictConfig) -> list[str]:
-    return list(DEFAULT_OBJECTIVES[multi_objective(get_class(algo._target_))])
+def objectives_of(cfg: DictConfig) -> list[str]:
+    """The run's objectives: `objectives`, or when null its algorithm's (left null in the config,
+    so that the job's identity is the config's as composed)."""
+    if cfg.objectives is not None:
+        return list(cfg.objectives)
+    return list(DEFAULT_OBJECTIVES[multi_objective(get_class(cfg.algo._target_))])
 
 
 def check_objectives(cfg: DictConfig) -> None:
     """Known names, clip first, none twice, their models configured, as many as the algorithm
     optimises, and a pick weight for each."""
-    names = list(cfg.objectives) if cfg.objectives is not None else default_objectives(cfg.algo)
+    names = objectives_of(cfg)
     unknown = [n for n in names if n not in OBJECTIVES]
     if unknown or not names or names[0] != "clip" or len(set(names)) < len(names):
         raise ConfigError(f"objectives must be distinct names of {', '.join(OBJECTIVES)}, clip first; "

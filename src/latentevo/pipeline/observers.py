@@ -14,7 +14,7 @@ from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, best_realness, front_metrics, generation_metrics
-from .objectives import reference_point
+from .objectives import objectives_of, reference_point
 
 if TYPE_CHECKING:
     from .member import PackedRun
@@ -121,7 +121,7 @@ class EvaluateFinal(Observer):
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
-    observers = [LogMetrics(truth, reference_point(list(cfg.objectives))), LogImages(cfg.log_every), LogAnimations(),
+    observers = [LogMetrics(truth, reference_point(objectives_of(cfg))), LogImages(cfg.log_every), LogAnimations(),
                  SaveCheckpoints(cfg.checkpoint_every)]
     return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
 

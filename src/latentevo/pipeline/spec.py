@@ -17,7 +17,7 @@ from ..callbacks import SWEEP_SIZE_ENV
 from ..errors import ConfigError
 from ..evaluation.evaluate import evaluation_prompt
 from ..search import min_pop_size
-from .objectives import check_objectives, default_objectives
+from .objectives import check_objectives
 
 DEVICES = ("auto", "cpu", "cuda")
 #: top-level keys that say how the shared models run; a pack's runs agree on all of them
@@ -45,8 +45,6 @@ class RunSpec:
            label: str = "") -> RunSpec:
         """The job of `cfg`, resolved and checked (a bad config raises ConfigError)."""
         resolved = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-        if resolved.get("objectives", "absent") is None:  # the algorithm's, written out: the job's identity
-            resolved.objectives = default_objectives(resolved.algo)
         validate(resolved)
         if resolved.get("evaluation"):
             evaluation_prompt(resolved)  # the prompt asks for the evaluated class
