@@ -288,7 +288,8 @@ def test_fitness_halves_chunks_that_run_out_of_gpu_memory():
     requests = [Request(latents[:3], torch.ones(2), None), Request(latents[3:], torch.tensor([1.0, 0.0]), None)]
     models = Models(torch.device("cpu"), generator, Scorer(), batch_size=8)
     first, second = models.fitness(requests)
-    assert np.allclose(first, latents[:3].sum(1)) and np.allclose(second, latents[3:, 0])  # each against its own text
+    # each against its own text
+    assert np.allclose(first.cos_sim, latents[:3].sum(1)) and np.allclose(second.cos_sim, latents[3:, 0])
     # one pass for all 5 while batch_size allows, then halved (8 -> 4 -> 2) until every chunk fits:
     # the last attempt covers all 5 latents in chunks that fit
     last_failure = max(i for i, n in enumerate(sizes) if n > 2)

@@ -57,6 +57,15 @@ class Request:
     latents: np.ndarray  # (n, latent_dim)
     text_embedding: torch.Tensor  # (D,)
     views: torch.Tensor | None  # the scorer's view parameters for these n images
+    grad: bool = False  # the run also needs d cos_sim / d latent (gradient search)
+
+
+@dataclass
+class Scored:
+    """A request's answer: its cos_sims, and their gradients where it asked for them."""
+
+    cos_sim: np.ndarray  # (n,)
+    gradient: np.ndarray | None = None  # (n, latent_dim)
 
 
 @dataclass
@@ -100,39 +109,89 @@ class Models:
         self._evaluations.setdefault(key, evaluation)
         return evaluation
 
-    @torch.inference_mode()
-    def fitness(self, requests: list[Request]) -> list[np.ndarray]:
-        """Every request's cos_sims, from one pass over all their latents in chunks of
-        `batch_size` images; each image is scored against its own run's prompt. A chunk that
-        runs out of GPU memory is retried in halves, and the size that fits is kept."""
+    def fitness(self, requests: list[Request]) -> list[Scored]:
+        """Every request's cos_sims (and gradients, for those with `grad`). The requests that
+        need gradients are scored in a pass of their own, so that a run's chunks are the same in
+        a pack as alone."""
+        scored: dict[int, Scored] = {}
+        for grad, score in ((False, self._cos_sims), (True, self._cos_sims_with_gradient)):
+            part = [i for i, r in enumerate(requests) if r.grad == grad]
+            if part:
+                scored |= dict(zip(part, score([requests[i] for i in part])))
+        return [scored[i] for i in range(len(requests))]
+
+    def _inputs(self, requests: list[Request]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """All the requests' latents, a prompt embedding per latent, and the views' parameters."""
         sizes = [len(r.latents) for r in requests]
-        if not sum(sizes):
-            return [np.empty(0) for _ in requests]
         z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
         text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
         views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
+        return z, text, views
+
+    @torch.inference_mode()
+    def _cos_sims(self, requests: list[Request]) -> list[Scored]:
+        """Every request's cos_sims, from one pass over all their latents in chunks of
+        `batch_size` images; each image is scored against its own run's prompt."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            return [Scored(np.empty(0)) for _ in requests]
+        sims = self._retrying(self._score, *self._inputs(requests))
+        return [Scored(s) for s in np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1])]
+
+    def _cos_sims_with_gradient(self, requests: list[Request]) -> list[Scored]:
+        """As `_cos_sims`, with each cos_sim's gradient with respect to its latent."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            return [Scored(np.empty(0), np.empty((0, self.generator.latent_dim))) for _ in requests]
+        sims, grads = self._retrying(self._score_with_gradient, *self._inputs(requests))
+        split = np.cumsum(sizes)[:-1]
+        return [Scored(s, g) for s, g in zip(np.split(sims.double().cpu().numpy(), split),
+                                             np.split(grads.double().cpu().numpy(), split))]
+
+    def _retrying(self, score, *inputs):
+        """`score(*inputs)`; a chunk that runs out of GPU memory is retried in halves, and the
+        size that fits is kept."""
         while True:
             try:
-                sims = self._score(z, text, views)
-                break
+                return score(*inputs)
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
                                       "a smaller generator or device=cpu") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 torch.cuda.empty_cache()
-        return list(np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1]))
+
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        """Chunks of at most batch_size images (views included), of near-equal sizes: no small
+        remainder, whose convolutions could take another kernel than the runs' alone."""
+        bounds = np.linspace(0, n, math.ceil(n * self.scorer.views / self.batch_size) + 1).round().astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
 
     def _score(self, z: torch.Tensor, text: torch.Tensor, views: torch.Tensor | None) -> torch.Tensor:
         k = self.scorer.views
-        # chunks of at most batch_size images (views included), of near-equal sizes: no small
-        # remainder, whose convolutions could take another kernel than the runs' alone
-        bounds = np.linspace(0, len(z), math.ceil(len(z) * k / self.batch_size) + 1).round().astype(int)
         sims = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in self._chunks(len(z)):
             images = self.generator(z[start:stop])
             params = None if views is None else views[start * k : stop * k]
             embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
             rows = text[start:stop].to(embedded.device).repeat_interleave(k, dim=0)
             sims.append((embedded * rows).sum(1).view(-1, k).mean(1))
         return torch.cat(sims)
+
+    def _score_with_gradient(self, z: torch.Tensor, text: torch.Tensor,
+                             views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos_sims and d cos_sim / d latent by autograd, a backward pass per chunk (`_score`'s
+        chunks, so memory holds one chunk's graph): each image depends on its own latent alone
+        (the networks are in eval mode), so the gradient of a chunk's sum is every latent's own."""
+        k = self.scorer.views
+        # the prompt's embedding was made in inference mode, whose tensors autograd cannot save
+        text = text.clone()
+        sims, grads = [], []
+        for start, stop in self._chunks(len(z)):
+            latents = z[start:stop].clone().requires_grad_(True)
+            params = None if views is None else views[start * k : stop * k]
+            chunk = self._score(latents, text[start:stop], params)
+            (grad,) = torch.autograd.grad(chunk.sum(), latents)
+            sims.append(chunk.detach())
+            grads.append(grad)
+        return torch.cat(sims), torch.cat(grads)

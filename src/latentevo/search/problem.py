@@ -14,6 +14,8 @@ from ..errors import LatentevoError
 SampleFn = Callable[[int, np.random.Generator], np.ndarray]
 #: (n, n_var) latents -> (n,) cosine similarities to the prompt
 EvaluateFn = Callable[[np.ndarray], np.ndarray]
+#: (n, n_var) latents -> (n, n_var) gradient of each one's cosine similarity with respect to it
+GradientFn = Callable[[np.ndarray], np.ndarray]
 
 
 class FitnessError(LatentevoError):
@@ -22,11 +24,12 @@ class FitnessError(LatentevoError):
 
 class LatentProblem(Problem):
     """Maximise cos_sim over the box [-bound, bound]^n_var; pymoo minimises, so F = -cos_sim
-    (the "reversed cosine similarity"). Whole populations are evaluated in one call."""
+    (the "reversed cosine similarity"). Whole populations are evaluated in one call; an
+    algorithm that asks for dF (gradient-based ones) gets -d cos_sim / d latent from `gradient`."""
 
-    def __init__(self, evaluate: EvaluateFn, n_var: int, bound: float):
+    def __init__(self, evaluate: EvaluateFn, n_var: int, bound: float, gradient: GradientFn | None = None):
         super().__init__(n_var=n_var, n_obj=1, xl=-bound, xu=bound, vtype=float)
-        self.evaluate_latents = evaluate
+        self.evaluate_latents, self.gradient = evaluate, gradient
 
     def _evaluate(self, x, out, *args, **kwargs):
         cos_sim = np.asarray(self.evaluate_latents(x), dtype=np.float64)
@@ -39,22 +42,46 @@ class LatentProblem(Problem):
                 "the generator or scorer produced invalid values; check their weights and outputs"
             )
         out["F"] = -cos_sim[:, None]
+        if "dF" in out:  # pymoo puts every value asked for in `out`
+            out["dF"] = -self._gradient(x)[:, None, :]
+
+    def _gradient(self, x: np.ndarray) -> np.ndarray:
+        if self.gradient is None:
+            raise FitnessError("the algorithm needs the fitness's gradient, which this problem was not given")
+        grad = np.asarray(self.gradient(x), dtype=np.float64)
+        if grad.shape != x.shape:
+            raise FitnessError(f"gradient has shape {grad.shape} for latents of shape {x.shape}")
+        if not np.isfinite(grad).all():
+            raise FitnessError("the fitness's gradient is NaN or infinite; the generator or scorer is not "
+                               "differentiable there")
+        return grad
 
 
 class GivenFitness:
     """An `EvaluateFn` answering with fitness computed beforehand: a pack scores the candidates
-    of all its runs in one pass, then gives each run its own share before telling it."""
+    of all its runs in one pass, then gives each run its own share (and its gradient, where the
+    run asked for it) before telling it. `gradient` is the problem's `GradientFn`."""
 
     def __init__(self):
         self._given: tuple[np.ndarray, np.ndarray] | None = None
+        self._given_gradient: tuple[np.ndarray, np.ndarray] | None = None
 
-    def give(self, latents: np.ndarray, cos_sim: np.ndarray) -> None:
+    def give(self, latents: np.ndarray, cos_sim: np.ndarray, gradient: np.ndarray | None = None) -> None:
         self._given = (latents, cos_sim)
+        self._given_gradient = None if gradient is None else (latents, gradient)
 
     def __call__(self, latents: np.ndarray) -> np.ndarray:
         given, self._given = self._given, None
+        return self._check(given, latents, "fitness")
+
+    def gradient(self, latents: np.ndarray) -> np.ndarray:
+        given, self._given_gradient = self._given_gradient, None
+        return self._check(given, latents, "gradient")
+
+    @staticmethod
+    def _check(given: tuple[np.ndarray, np.ndarray] | None, latents: np.ndarray, what: str) -> np.ndarray:
         if given is None or not np.array_equal(given[0], latents):
-            raise RuntimeError("the fitness given does not belong to the latents evaluated")
+            raise RuntimeError(f"the {what} given does not belong to the latents evaluated")
         return given[1]
 
 
