@@ -128,6 +128,8 @@ CASES = {
     "negative checkpoint_every": Case(["checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),
     "population larger than memory": Case(["pop_size=100000000000"], "pop_size=100000000000 needs about"),
     "no augmented views": Case(["augment=crops", "augment.views=0"], "augment.views must be an integer >= 1, got 0"),
+    "gradient search on the shapes generator": Case(["algo=adam", "generator=shapes"],
+                                                    "generator=shapes is not differentiable"),
     "NaN from the generator": Case(["generator._target_=faulty_generators.NaNShapes"], "fitness is NaN or infinite",
                                    run_status="FAILED"),
     "inf from the generator": Case(["generator._target_=faulty_generators.InfShapes"], "fitness is NaN or infinite",

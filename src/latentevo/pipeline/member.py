@@ -80,7 +80,7 @@ class PackedRun:
         self.text_embedding = models.embed_prompt(cfg.prompt)
         self.fitness, sample = GivenFitness(), prior_sampler(models.generator)
         # closures over the models: checkpoints refer to them by name, and get them back on load
-        self.externals = {"evaluate": self.fitness, "sample": sample}
+        self.externals = {"evaluate": self.fitness, "gradient": self.fitness.gradient, "sample": sample}
         state = self.job.load(client, self.externals) if cfg.resume else None
         restored = state["algorithm"] if state else None
         self.algorithm = restored if restored is not None else build(cfg.algo, sampling=PriorSampling(sample))
@@ -107,7 +107,7 @@ class PackedRun:
             self.tracker.log_points(state["pending"])
         if restored is None:
             problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
-                                    self.fitness.gradient)
+                                    self.externals["gradient"])
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
