@@ -101,7 +101,7 @@ CASES = {
     "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: "
                               "biggan_deep_128, biggan_deep_256, biggan_deep_512, dcgan_shapes, shapes"),
     "unknown algorithm": Case(["algo=simulated_annealing"],
-                              "Could not find 'algo/simulated_annealing'; available: cmaes"),
+                              "Could not find 'algo/simulated_annealing'; available: adam, cmaes"),
     "unknown scorer": Case(["clip=vit_h14"], "Could not find 'clip/vit_h14'; available: shapes, vit_b_32"),
     "config group set to null": Case(["evaluation=null"], "Config group override must be a string or a list. Got "
                                      "NoneType; to leave a config group out, write ~group"),
