@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 from .load import Runs, artifact_file, logged_generations  # noqa: E402
+from .stats import on_common_grid  # noqa: E402
 
 # one progress bar per downloaded image would bury the build's own output
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -35,6 +36,7 @@ ALGORITHM_COLOURS = {
     "de_rand1_exp": "tab:red",
     "cmaes": "tab:purple",
     "random": "tab:gray",
+    "adam": "tab:brown",
 }
 ALGORITHM_NAMES = {
     "ga": "GA",
@@ -44,6 +46,7 @@ ALGORITHM_NAMES = {
     "cmaes": "CMA-ES",
     "random": "random search",
     "nsga2": "NSGA-II (cos_sim, realness)",
+    "adam": "Adam (gradient)",
 }
 GENERATOR_COLOURS = {"shapes": "tab:cyan", "dcgan_shapes": "tab:olive"}
 GENERATOR_NAMES = {"shapes": "shapes (procedural)", "dcgan_shapes": "DCGAN"}
@@ -55,7 +58,9 @@ METRIC_LABELS = {
     "pop_truth_match": "population mean truth_match (fraction of named attributes shown)",
     "truth_match": "truth_match of the best image (fraction of named attributes shown)",
     "best_realness": "realness D(x) of the best image (NSGA-II: the front's pick)",
+    "eval_accuracy": "classifier accuracy: fraction of the population classified as the asked class",
 }
+COST_LABELS = {"n_evals": "evaluations (Adam: one forward + backward each)", "wall_s": "wall time of the run (s)"}
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
 CI_SEED = 0  # seaborn bootstraps its confidence bands; a fixed seed redraws the same band
@@ -106,6 +111,27 @@ def convergence(runs: Runs, metric: str, reversed_: bool = False, hue: str = "al
     ax.set_title(f"{runs.experiment}: {METRIC_LABELS.get(metric, metric)} per generation{_prompt_suffix(data)}")
     if reversed_:
         ax.annotate("lower is better", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def versus_cost(runs: Runs, metrics: list[str], costs: tuple[str, ...] = ("n_evals", "wall_s")) -> Figure:
+    """A panel per metric (rows) and cost (columns): the mean over runs of each algorithm, with a
+    95 % bootstrap confidence band, each run read on a common grid of costs (stats.on_common_grid)."""
+    metrics = [m for m in metrics if m in runs.history]
+    fig, axes = plt.subplots(len(metrics), len(costs), figsize=(6.5 * len(costs), 4.2 * len(metrics)), squeeze=False)
+    order = _ordered(runs.history["algorithm"], ALGORITHM_COLOURS)
+    for row, metric in zip(axes, metrics):
+        for ax, cost in zip(row, costs):
+            data = on_common_grid(runs.history, metric, cost)
+            sns.lineplot(data=data, x=cost, y=metric, hue="algorithm", hue_order=order,
+                         palette=_palette(order, ALGORITHM_COLOURS), errorbar=("ci", 95), seed=CI_SEED, ax=ax)
+            seeds = data.groupby("algorithm")["run_id"].nunique()
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles, [f"{algorithm_name(v)} ({seeds[v]} runs)" for v in labels], title="mean, 95 % CI",
+                      fontsize=8)
+            ax.set(xlabel=COST_LABELS.get(cost, cost), ylabel=_label(metric, width=45))
+    fig.suptitle(f"{runs.experiment}: against evaluations and wall time{_prompt_suffix(runs.history)}")
     fig.tight_layout()
     return fig
 

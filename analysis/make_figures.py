@@ -29,11 +29,12 @@ from .load import DEFAULT_CACHE_DIR, Runs, load_runs
 from .sweeps import run_missing
 
 EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
+# beyond the thesis, drawn when asked for (--experiments), not by the default build:
+# make exp-evolution-vs-gradient, make exp-nsga2-realness
+EXTRA_EXPERIMENTS = ("evolution_vs_gradient", "nsga2_realness")
 # The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
 # weights needed): `make figures-thesis`. Not in the default build, which runs offline.
 THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
-# beyond the thesis, drawn when asked for (experiments/run.sh <name>)
-OTHER_EXPERIMENTS = ("nsga2_realness",)
 #: the measured answer of nsga2_realness: each run's best (NSGA-II: its pick), mean and 95 % CI
 REALNESS_METRICS = ["best_cos_sim", "best_realness", "eval_best_target_probability"]
 
@@ -49,7 +50,7 @@ class Settings:
 
 
 THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
-FULL = Settings({name: [] for name in EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
+FULL = Settings({name: [] for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
 # A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
 QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
 QUICK = Settings(
@@ -58,6 +59,7 @@ QUICK = Settings(
         "generators": ["algo=ga", "seed=range(2)", *QUICK_COMMON],
         "baselines": ["seed=range(2)", *QUICK_COMMON],
         "unseen_prompts": ["seed=0", *QUICK_COMMON],
+        "evolution_vs_gradient": ["seed=range(2)", *QUICK_COMMON],
         "thesis_ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
         **{name: ["algo=ga", "seed=range(2)", *QUICK_COMMON] for name in THESIS_EXPERIMENTS[1:]},
     },
@@ -153,13 +155,25 @@ def realness_table(runs: Runs, out: Path) -> str:
     return text
 
 
+def evolution_vs_gradient(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    return [
+        Entry("evolution_vs_gradient_cost", "Best cos_sim and classifier accuracy against evaluations and wall time",
+              "none (Big Sleep / FuseDream's gradient search against evolution)",
+              F.versus_cost(runs, ["best_cos_sim", "eval_accuracy"])),
+        Entry("evolution_vs_gradient_best", "Best cos_sim per generation", "fig 4.9 with Adam",
+              F.convergence(runs, "best_cos_sim")),
+        Entry("evolution_vs_gradient_mean", "Mean cos_sim per generation", "fig 4.7 with Adam",
+              F.convergence(runs, "mean_cos_sim")),
+    ]
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
-        "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]},
-        "nsga2_realness": nsga2_realness}
+        "evolution_vs_gradient": evolution_vs_gradient, "thesis_ga_vs_de": ga_vs_de,
+        **{name: generators for name in THESIS_EXPERIMENTS[1:]}, "nsga2_realness": nsga2_realness}
 
 
 def save(entry: Entry, out: Path) -> None:
@@ -254,6 +268,11 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
                      for name, runs in tables])
     early = pd.concat([stats.early_lead_tests(runs, settings.early_generation).assign(experiment=name)
                        for name, runs in tables])
+    for name, runs in tables:
+        if name == "evolution_vs_gradient":
+            sections += [f"\n## {name}: every algorithm at the largest n_evals all runs reached (mean, 95 % bootstrap "
+                         "CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
+                         write_table(equal_cost(runs), out, f"{name}_equal_n_evals")]
     sections += ["\n## The thesis's observations, in numbers\n"]
     if "ga_vs_de" in dict(tables):
         in_ga_vs_de = obs[obs["experiment"] == "ga_vs_de"]
@@ -269,12 +288,16 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     return sections
 
 
+def equal_cost(runs: Runs) -> pd.DataFrame:
+    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], "n_evals", "adam")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + THESIS_EXPERIMENTS + OTHER_EXPERIMENTS,
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS,
                         default=list(EXPERIMENTS))
     parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")

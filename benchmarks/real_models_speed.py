@@ -68,7 +68,7 @@ def measure(cfg, pops: list[int], repeats: int) -> list[dict]:
 
     def evaluate(latents):
         views = models.scorer.draw_views(len(latents), torch.Generator().manual_seed(0))
-        return models.fitness([Request(latents, text, views)])
+        return models.scores([Request(latents, text, views)])
     rows = []
     for pop in pops:
         latents = generator.sample_latents(pop, torch.Generator().manual_seed(pop)).double().numpy()

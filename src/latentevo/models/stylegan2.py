@@ -293,6 +293,8 @@ class StyleGAN2Generator(Generator):
     `resolution` below the published one builds the same architecture smaller (for tests);
     real weights need the published resolution."""
 
+    differentiable = True
+
     def __init__(self, dataset: str = "ffhq", space: str = "z", truncation_psi: float = 1.0,
                  latent_bound: float | None = None, resolution: int | None = None, random_init: bool = False,
                  weights: str | None = None, precision: str = "fp32", channels_last: bool = False):

@@ -12,10 +12,20 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from ..errors import ConfigError
 from ..identity import IDENTITY_TAG, finished_run
 from ..models.base import Generator
 from ..resume import Job
-from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, state_is_picklable, tell, to_evaluate
+from ..search import (
+    Generation,
+    GivenFitness,
+    LatentProblem,
+    PriorSampling,
+    needs_gradient,
+    state_is_picklable,
+    tell,
+    to_evaluate,
+)
 from ..tracking import RunLogger, tracked_run
 from .measures import ground_truth
 from .models import Models, Request, Scores, build
@@ -71,10 +81,15 @@ class PackedRun:
         self.text_embedding = models.embed_prompt(cfg.prompt)
         self.fitness, sample = GivenFitness(), prior_sampler(models.generator)
         # closures over the models: checkpoints refer to them by name, and get them back on load
-        self.externals = {"evaluate": self.fitness, "sample": sample}
+        self.externals = {"evaluate": self.fitness, "gradient": self.fitness.gradient, "sample": sample}
         state = self.job.load(client, self.externals) if cfg.resume else None
         restored = state["algorithm"] if state else None
         self.algorithm = restored if restored is not None else build(cfg.algo, sampling=PriorSampling(sample))
+        self.grad = needs_gradient(self.algorithm)
+        if self.grad and not models.generator.differentiable:
+            raise ConfigError(f"algo={self.spec.choices.get('algo', 'adam')} follows the gradient, and generator="
+                              f"{self.spec.choices.get('generator', cfg.generator._target_)} is not differentiable; "
+                              "use a differentiable one (dcgan_shapes, trained_gan, biggan_*, stylegan2_*)")
         self.random = RunRandomness(cfg.seed, cfg.augment.get("seed", cfg.seed) if cfg.augment else cfg.seed)
         if restored is not None:
             self.random.restore(state["rng"])
@@ -93,7 +108,7 @@ class PackedRun:
             self.tracker.log_points(state["pending"])
         if restored is None:
             problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
-                                    n_obj=len(objectives_of(cfg)))
+                                    self.externals["gradient"], n_obj=len(objectives_of(cfg)))
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
@@ -111,10 +126,10 @@ class PackedRun:
             self._infills = self.algorithm.ask()
         self._asked = to_evaluate(self.algorithm, self._infills)
         views = self.models.scorer.draw_views(len(self._asked), self.random.views)
-        return Request(self._asked, self.text_embedding, views)
+        return Request(self._asked, self.text_embedding, views, self.grad)
 
     def tell(self, scores: Scores) -> Generation:
-        self.fitness.give(self._asked, objective_values(objectives_of(self.cfg), scores))
+        self.fitness.give(self._asked, objective_values(objectives_of(self.cfg), scores), scores.gradient)
         with self.random.active():
             gen = tell(self.algorithm, self._infills)
         self.last = gen

@@ -59,15 +59,17 @@ class Request:
     latents: np.ndarray  # (n, latent_dim)
     text_embedding: torch.Tensor  # (D,)
     views: torch.Tensor | None  # the scorer's view parameters for these n images
+    grad: bool = False  # the run also needs d cos_sim / d latent (gradient search)
 
 
 @dataclass
 class Scores:
     """One request's share of a fitness pass: each image's cos_sim and, with a realness model,
-    how real it looks (D(x) in [0, 1])."""
+    how real it looks (D(x) in [0, 1]); for a request with `grad`, d cos_sim / d latent."""
 
     cos_sim: np.ndarray  # (n,)
     realness: np.ndarray | None = None  # (n,)
+    gradient: np.ndarray | None = None  # (n, latent_dim)
 
 
 @dataclass
@@ -113,46 +115,74 @@ class Models:
         self._evaluations.setdefault(key, evaluation)
         return evaluation
 
-    def fitness(self, requests: list[Request]) -> list[np.ndarray]:
-        """Every request's cos_sims (`scores` without realness)."""
-        return [scores.cos_sim for scores in self.scores(requests)]
+    def scores(self, requests: list[Request]) -> list[Scores]:
+        """Every request's cos_sims (with a realness model, realness; with `grad`, gradients).
+        The requests that need gradients are scored in a pass of their own, so that a run's
+        chunks are the same in a pack as alone."""
+        scored: dict[int, Scores] = {}
+        for grad, score in ((False, self._cos_sims), (True, self._cos_sims_with_gradient)):
+            part = [i for i, r in enumerate(requests) if r.grad == grad]
+            if part:
+                scored |= dict(zip(part, score([requests[i] for i in part])))
+        return [scored[i] for i in range(len(requests))]
+
+    def _inputs(self, requests: list[Request]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """All the requests' latents, a prompt embedding per latent, and the views' parameters."""
+        sizes = [len(r.latents) for r in requests]
+        z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
+        text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
+        views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
+        return z, text, views
 
     @torch.inference_mode()
-    def scores(self, requests: list[Request]) -> list[Scores]:
+    def _cos_sims(self, requests: list[Request]) -> list[Scores]:
         """Every request's cos_sims (and realness), from one pass over all their latents in chunks
-        of `batch_size` images; each image is scored against its own run's prompt. A chunk that
-        runs out of GPU memory is retried in halves, and the size that fits is kept."""
+        of `batch_size` images; each image is scored against its own run's prompt."""
         sizes = [len(r.latents) for r in requests]
         if not sum(sizes):
             empty = None if self.realness is None else np.empty(0)
             return [Scores(np.empty(0), empty) for _ in requests]
-        z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
-        text = torch.cat([r.text_embedding.expand(n, -1) for r, n in zip(requests, sizes)])
-        views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
-        while True:
-            try:
-                sims, realness = self._score(z, text, views)
-                break
-            except torch.cuda.OutOfMemoryError:
-                if self.batch_size == 1:
-                    raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
-                                      "a smaller generator or device=cpu") from None
-                self.batch_size = max(1, self.batch_size // 2)
-                torch.cuda.empty_cache()
+        sims, realness = self._retrying(self._score, *self._inputs(requests))
         splits = np.cumsum(sizes)[:-1]
         per_request = np.split(sims.double().cpu().numpy(), splits)
         if realness is None:
             return [Scores(s) for s in per_request]
         return [Scores(s, r) for s, r in zip(per_request, np.split(realness.double().cpu().numpy(), splits))]
 
+    def _cos_sims_with_gradient(self, requests: list[Request]) -> list[Scores]:
+        """As `_cos_sims`, with each cos_sim's gradient with respect to its latent."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            return [Scores(np.empty(0), gradient=np.empty((0, self.generator.latent_dim))) for _ in requests]
+        sims, grads = self._retrying(self._score_with_gradient, *self._inputs(requests))
+        split = np.cumsum(sizes)[:-1]
+        return [Scores(s, gradient=g) for s, g in zip(np.split(sims.double().cpu().numpy(), split),
+                                                      np.split(grads.double().cpu().numpy(), split))]
+
+    def _retrying(self, score, *inputs):
+        """`score(*inputs)`; a chunk that runs out of GPU memory is retried in halves, and the
+        size that fits is kept."""
+        while True:
+            try:
+                return score(*inputs)
+            except torch.cuda.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
+                                      "a smaller generator or device=cpu") from None
+                self.batch_size = max(1, self.batch_size // 2)
+                torch.cuda.empty_cache()
+
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        """Chunks of at most batch_size images (views included), of near-equal sizes: no small
+        remainder, whose convolutions could take another kernel than the runs' alone."""
+        bounds = np.linspace(0, n, math.ceil(n * self.scorer.views / self.batch_size) + 1).round().astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
+
     def _score(self, z: torch.Tensor, text: torch.Tensor,
                views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         k = self.scorer.views
-        # chunks of at most batch_size images (views included), of near-equal sizes: no small
-        # remainder, whose convolutions could take another kernel than the runs' alone
-        bounds = np.linspace(0, len(z), math.ceil(len(z) * k / self.batch_size) + 1).round().astype(int)
         sims, realness = [], []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        for start, stop in self._chunks(len(z)):
             images = self.generator(z[start:stop])
             params = None if views is None else views[start * k : stop * k]
             embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
@@ -161,3 +191,21 @@ class Models:
             if self.realness is not None:
                 realness.append(self.realness(images))  # the same images, judged as they are
         return torch.cat(sims), torch.cat(realness) if realness else None
+
+    def _score_with_gradient(self, z: torch.Tensor, text: torch.Tensor,
+                             views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos_sims and d cos_sim / d latent by autograd, a backward pass per chunk (`_score`'s
+        chunks, so memory holds one chunk's graph): each image depends on its own latent alone
+        (the networks are in eval mode), so the gradient of a chunk's sum is every latent's own."""
+        k = self.scorer.views
+        # the prompt's embedding was made in inference mode, whose tensors autograd cannot save
+        text = text.clone()
+        sims, grads = [], []
+        for start, stop in self._chunks(len(z)):
+            latents = z[start:stop].clone().requires_grad_(True)
+            params = None if views is None else views[start * k : stop * k]
+            chunk, _ = self._score(latents, text[start:stop], params)
+            (grad,) = torch.autograd.grad(chunk.sum(), latents)
+            sims.append(chunk.detach())
+            grads.append(grad)
+        return torch.cat(sims), torch.cat(grads)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
-from ..evaluation.evaluate import Evaluation, log_evaluation
+from ..evaluation.evaluate import Evaluation, log_evaluation, summary
 from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
@@ -120,8 +120,24 @@ class EvaluateFinal(Observer):
                    f"({self.evaluation.target})")
 
 
+class EvaluateDuring(Observer):
+    """The classifier's verdict metrics (no artifacts) on the population every `every`
+    generations before the last, to follow accuracy over the search."""
+
+    def __init__(self, evaluation: Evaluation, every: int):
+        self.evaluation, self.every = evaluation, every
+
+    def on_generation(self, run: PackedRun, gen: Generation) -> None:
+        if gen.index % self.every == 0 and not run.done:  # the last is EvaluateFinal's
+            table, _ = self.evaluation.predictions(run.models.generator, gen.latents, gen.cos_sim)
+            run.tracker.log_metrics(gen.index, summary(table))
+
+
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None) -> list[Observer]:
     observers = [LogMetrics(truth, reference_point(objectives_of(cfg))), LogImages(cfg.log_every), LogAnimations(),
                  SaveCheckpoints(cfg.checkpoint_every)]
-    return observers + ([EvaluateFinal(evaluation)] if evaluation is not None else [])
+    if evaluation is None:
+        return observers
+    every = cfg.evaluation.get("every", 0)
+    return observers + ([EvaluateDuring(evaluation, every)] if every else []) + [EvaluateFinal(evaluation)]
 

@@ -97,6 +97,11 @@ def tell(algorithm: Algorithm, infills: Population) -> Generation:
     return snapshot(algorithm, algorithm.n_iter - 2)
 
 
+def needs_gradient(algorithm: Algorithm) -> bool:
+    """Whether the algorithm's evaluations include dF, the gradient of the fitness."""
+    return "dF" in algorithm.evaluator.evaluate_values_of
+
+
 def state_is_picklable(algorithm: Algorithm) -> bool:
     """pymoo's CMA-ES keeps its state in a running generator, which its pickle leaves out; such a
     run resumes by replaying its generations from the seed instead."""
