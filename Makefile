@@ -26,7 +26,7 @@ MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
-.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts figures-thesis bench-real
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-evolution-vs-gradient figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -156,6 +156,10 @@ exp-baselines: ## GA and DE variants against CMA-ES and random search
 
 exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: truth_match per prompt
 	PY=$(PY) experiments/run.sh unseen_prompts
+
+# one job at a time, so that each run's metric timestamps time its own compute
+exp-evolution-vs-gradient: ## GA, DE, CMA-ES against Adam on the DCGAN: cos_sim and classifier accuracy vs n_evals and wall time
+	PY=$(PY) experiments/run.sh evolution_vs_gradient hydra/launcher=local
 
 # E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store; trained
 # networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen
