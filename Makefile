@@ -26,7 +26,7 @@ MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lint test test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
-.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness figures-thesis bench-real
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness exp-evolution-vs-gradient figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -165,6 +165,10 @@ exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: trut
 
 exp-nsga2-realness: ## NSGA-II on (cos_sim, realness) vs GA on the DCGAN, 10 seeds x 2 shapes, then figures/nsga2_realness/
 	PY=$(PY) experiments/run.sh nsga2_realness
+
+# one job at a time, so that each run's metric timestamps time its own compute
+exp-evolution-vs-gradient: ## GA, DE, CMA-ES against Adam on the DCGAN: cos_sim and classifier accuracy vs n_evals and wall time
+	PY=$(PY) experiments/run.sh evolution_vs_gradient hydra/launcher=local
 
 # E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store; trained
 # networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen
