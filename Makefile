@@ -25,8 +25,8 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan
-.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-penalties exp-image-prompts figures-thesis bench-real
+.PHONY: help setup lint test test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness exp-evolution-vs-gradient exp-penalties exp-image-prompts figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -44,8 +44,8 @@ lint: ## ruff: the project's rules and line length (pyproject.toml)
 test: ## fast test suite (everything but `slow`), a few minutes
 	$(PY) -m pytest
 
-test-full: ## every test but the cluster's, slow ones included
-	$(PY) -m pytest -m 'not cluster'
+test-full: ## every test but the cluster's and the browser's, slow ones included
+	$(PY) -m pytest -m 'not cluster and not browser'
 
 test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed MLflow server, and their faults (root; starts them)
 	$(PY) -m pytest -m cluster
@@ -70,7 +70,7 @@ WORLD_QUICK_dcgan ?= model.iterations=6 model.batch_size=16
 world: ## retrain the shapes-world models (mini-CLIP, classifier, DCGAN) into src/latentevo/assets/world (~50 min on 2 cores)
 	$(MAKE) -j2 world-clip world-dcgan
 
-world-clip world-classifier:
+world-clip world-classifier world-critic:
 	$(call world_train,$(WORLD_DIR),$(@:world-%=%))
 
 world-dcgan: world-classifier
@@ -105,6 +105,12 @@ bench-tracking: ## metric points/s a tracking server takes from 32 runs logging 
 
 ui: ## MLflow UI on the project's tracking store, http://127.0.0.1:5000
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+
+ui-screenshots: ## screenshots of the MLflow UI (runs table, best_cos_sim chart, best image slider) on 3 short runs, by headless Chromium, into figures/ui/
+	$(PY) scripts/ui_screenshots.py --out figures/ui
+
+test-browser: ## the MLflow UI checked in headless Chromium (Debian: apt-get install chromium)
+	$(PY) -m pytest -m browser
 
 mlflow-server: ## shared MLflow tracking server, artifacts served from mlflow-server/, http://127.0.0.1:5000 (BACKEND=sqlite|postgresql)
 	mkdir -p $(MLFLOW_SERVER_DIR)
@@ -156,6 +162,13 @@ exp-baselines: ## GA and DE variants against CMA-ES and random search
 
 exp-unseen-prompts: ## GA on prompts never captioned in mini-CLIP training: truth_match per prompt
 	PY=$(PY) experiments/run.sh unseen_prompts
+
+exp-nsga2-realness: ## NSGA-II on (cos_sim, realness) vs GA on the DCGAN, 10 seeds x 2 shapes, then figures/nsga2_realness/
+	PY=$(PY) experiments/run.sh nsga2_realness
+
+# one job at a time, so that each run's metric timestamps time its own compute
+exp-evolution-vs-gradient: ## GA, DE, CMA-ES against Adam on the DCGAN: cos_sim and classifier accuracy vs n_evals and wall time
+	PY=$(PY) experiments/run.sh evolution_vs_gradient hydra/launcher=local
 
 exp-penalties: ## prompt algebra: does "-a <c> background" lower colour_leak and raise truth_match?
 	PY=$(PY) experiments/run.sh penalties

@@ -16,23 +16,27 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.image as mpimg  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 from .load import Runs, artifact_file, logged_generations  # noqa: E402
+from .stats import on_common_grid  # noqa: E402
 
 # one progress bar per downloaded image would bury the build's own output
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 ALGORITHM_COLOURS = {
     "ga": "tab:blue",
+    "nsga2": "tab:brown",
     "de": "tab:orange",
     "de_best1_bin": "tab:green",
     "de_rand1_exp": "tab:red",
     "cmaes": "tab:purple",
     "random": "tab:gray",
+    "adam": "tab:brown",
 }
 ALGORITHM_NAMES = {
     "ga": "GA",
@@ -41,6 +45,8 @@ ALGORITHM_NAMES = {
     "de_rand1_exp": "DE/rand/1/exp",
     "cmaes": "CMA-ES",
     "random": "random search",
+    "nsga2": "NSGA-II (cos_sim, realness)",
+    "adam": "Adam (gradient)",
 }
 GENERATOR_COLOURS = {"shapes": "tab:cyan", "dcgan_shapes": "tab:olive"}
 GENERATOR_NAMES = {"shapes": "shapes (procedural)", "dcgan_shapes": "DCGAN"}
@@ -51,10 +57,13 @@ METRIC_LABELS = {
     "pop_colour_leak": "colour leak: fraction of the population whose background has the object's colour",
     "pop_truth_match": "population mean truth_match (fraction of named attributes shown)",
     "truth_match": "truth_match of the best image (fraction of named attributes shown)",
+    "best_realness": "realness D(x) of the best image (NSGA-II: the front's pick)",
+    "eval_accuracy": "classifier accuracy: fraction of the population classified as the asked class",
     "colour_leak": "colour leak: the best image's background has the prompt's object colour",
     "object_cos_sim": "cos_sim of the best image to the object term (term 0)",
     "exact_match": "best image shows every attribute of the target",
 }
+COST_LABELS = {"n_evals": "evaluations (Adam: one forward + backward each)", "wall_s": "wall time of the run (s)"}
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
 CI_SEED = 0  # seaborn bootstraps its confidence bands; a fixed seed redraws the same band
@@ -105,6 +114,27 @@ def convergence(runs: Runs, metric: str, reversed_: bool = False, hue: str = "al
     ax.set_title(f"{runs.experiment}: {METRIC_LABELS.get(metric, metric)} per generation{_prompt_suffix(data)}")
     if reversed_:
         ax.annotate("lower is better", xy=(0.99, 0.98), xycoords="axes fraction", ha="right", va="top", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def versus_cost(runs: Runs, metrics: list[str], costs: tuple[str, ...] = ("n_evals", "wall_s")) -> Figure:
+    """A panel per metric (rows) and cost (columns): the mean over runs of each algorithm, with a
+    95 % bootstrap confidence band, each run read on a common grid of costs (stats.on_common_grid)."""
+    metrics = [m for m in metrics if m in runs.history]
+    fig, axes = plt.subplots(len(metrics), len(costs), figsize=(6.5 * len(costs), 4.2 * len(metrics)), squeeze=False)
+    order = _ordered(runs.history["algorithm"], ALGORITHM_COLOURS)
+    for row, metric in zip(axes, metrics):
+        for ax, cost in zip(row, costs):
+            data = on_common_grid(runs.history, metric, cost)
+            sns.lineplot(data=data, x=cost, y=metric, hue="algorithm", hue_order=order,
+                         palette=_palette(order, ALGORITHM_COLOURS), errorbar=("ci", 95), seed=CI_SEED, ax=ax)
+            seeds = data.groupby("algorithm")["run_id"].nunique()
+            handles, labels = ax.get_legend_handles_labels()
+            ax.legend(handles, [f"{algorithm_name(v)} ({seeds[v]} runs)" for v in labels], title="mean, 95 % CI",
+                      fontsize=8)
+            ax.set(xlabel=COST_LABELS.get(cost, cost), ylabel=_label(metric, width=45))
+    fig.suptitle(f"{runs.experiment}: against evaluations and wall time{_prompt_suffix(runs.history)}")
     fig.tight_layout()
     return fig
 
@@ -232,6 +262,34 @@ def final_strip(runs: Runs, metric: str, by: str = "prompt", hue: str = "generat
     ax.legend(handles, [names.get(v, v) for v in labels], title=hue, loc="best")
     ax.set(xlabel=_label(metric, prefix="final ", width=90), ylabel=by)
     ax.set_title(f"{runs.experiment}: final {metric} per {by} and {hue}, one dot per run")
+    fig.tight_layout()
+    return fig
+
+
+def fronts(runs: Runs, client: MlflowClient, seeds: list[int]) -> Figure:
+    """Per prompt, the final non-dominated front of NSGA-II runs of a few seeds in (cos_sim,
+    realness D(x) = 1 − the realness objective) space, each run's pick ringed, and the GA's best
+    images of the same seeds as crosses."""
+    prompts = sorted(runs.runs["prompt"].unique())
+    fig, axes = plt.subplots(1, len(prompts), figsize=(6 * len(prompts), 4.8), squeeze=False)
+    colours = sns.color_palette("colorblind", len(seeds))
+    with tempfile.TemporaryDirectory() as tmp:
+        for ax, prompt in zip(axes[0], prompts):
+            here = runs.runs[(runs.runs["prompt"] == prompt) & runs.runs["seed"].isin(seeds)]
+            for colour, seed in zip(colours, seeds):
+                for run in here[here["seed"] == seed].itertuples():
+                    if run.algorithm == "nsga2":
+                        final = np.load(artifact_file(client, run.run_id, "population.npz", Path(tmp) / run.run_id))
+                        f = final["objectives"][final["front"]]
+                        order = np.argsort(-f[:, 0])
+                        ax.plot(-f[order, 0], 1 - f[order, 1], "o-", color=colour, ms=4, lw=1, label=f"seed {seed}")
+                        ax.scatter(run.best_cos_sim, run.best_realness, s=120, facecolors="none", edgecolors=colour)
+                    else:
+                        ax.scatter(run.best_cos_sim, run.best_realness, marker="x", s=60, color=colour)
+            ax.set(xlabel=f"cos_sim {COS_SIM_UNIT}", ylabel="realness D(x) (0…1, higher: judged more real)",
+                   title=f'"{prompt}"')
+            ax.legend(title="NSGA-II front (○ pick); × GA best", fontsize=8)
+    fig.suptitle(f"{runs.experiment}: final fronts, NSGA-II against the GA's best")
     fig.tight_layout()
     return fig
 

@@ -4,6 +4,9 @@ row per run x generation (its settings and every metric logged at that generatio
     runs = load_runs("ga_vs_de")
     runs.history.query("algorithm == 'ga'").groupby("generation")["best_cos_sim"].mean()
 
+Each history row also has `wall_s`, the seconds from the run's start to its best_cos_sim's
+timestamp at that generation: the run's own time where its jobs ran one at a time.
+
 Metric histories are cached in a file keyed on the runs' ids and end times, so a second load of
 unchanged runs reads no history from the store.
 """
@@ -40,7 +43,11 @@ INT_COLUMNS = ("seed", "generations", "pop_size")
 #: how MLflow logs a null param (a run without an image prompt; runs from before image prompts have none)
 NULL_PARAM = "None"
 # the run table's columns before its metrics
-BASE_COLUMNS = ["run_id", "end_time", "artifact_uri", "job", *COLUMNS.values()]
+BASE_COLUMNS = ["run_id", "start_time", "end_time", "artifact_uri", "job", *COLUMNS.values()]
+# the metric whose timestamps give each generation's wall time (logged every generation)
+TIMED_METRIC = "best_cos_sim"
+# what a cached history holds; a new version reads the histories from the store again
+CACHE_VERSION = 2
 # MLflow's largest page for search_runs
 PAGE_SIZE = 1000
 # concurrent metric-history requests: each is one small store query
@@ -82,8 +89,8 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
     """One row per run; a job run again (same identity) counts once, its latest run kept, so
     that a re-run sweep does not weigh some seeds twice."""
     rows = [
-        {"run_id": r.info.run_id, "end_time": r.info.end_time, "artifact_uri": r.info.artifact_uri,
-         "job": r.data.tags.get(IDENTITY_TAG)}
+        {"run_id": r.info.run_id, "start_time": r.info.start_time, "end_time": r.info.end_time,
+         "artifact_uri": r.info.artifact_uri, "job": r.data.tags.get(IDENTITY_TAG)}
         | {column: r.data.params.get(param) for param, column in COLUMNS.items()}
         | r.data.metrics
         for r in runs
@@ -108,10 +115,12 @@ def target_label(prompt: str, image_prompt: str) -> str:
 
 
 def _histories(client: MlflowClient, runs: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    def one(run_id: str, key: str) -> list[tuple[str, int, str, float]]:
-        return [(run_id, p.step, key, p.value) for p in client.get_metric_history(run_id, key)]
+    def one(run_id: str, start_ms: int, key: str) -> list[tuple[str, int, str, float]]:
+        points = client.get_metric_history(run_id, key)
+        timed = [(run_id, p.step, "wall_s", (p.timestamp - start_ms) / 1000) for p in points]
+        return [(run_id, p.step, key, p.value) for p in points] + (timed if key == TIMED_METRIC else [])
 
-    jobs = [(run_id, key) for run_id in runs["run_id"] for key in metrics]
+    jobs = [(run_id, start, key) for run_id, start in zip(runs["run_id"], runs["start_time"]) for key in metrics]
     with ThreadPoolExecutor(HISTORY_WORKERS) as pool:
         points = [p for chunk in pool.map(lambda job: one(*job), jobs) for p in chunk]
     long = pd.DataFrame(points, columns=["run_id", "generation", "metric", "value"])
@@ -131,7 +140,7 @@ def _cache_files(
     """The cache file of this query of this store, named so that it changes whenever the set of
     runs or any run's end time changes; and the query's older, stale cache files."""
     prefix = f"{re.sub(r'[^A-Za-z0-9._-]+', '_', experiment)}-{_digest(uri, experiment, filter_string)}"
-    current = cache_dir / f"{prefix}-{_digest(*runs['run_id'], *runs['end_time'])}.pkl"
+    current = cache_dir / f"{prefix}-{_digest(CACHE_VERSION, *runs['run_id'], *runs['end_time'])}.pkl"
     return current, [f for f in cache_dir.glob(f"{prefix}-*.pkl") if f != current]
 
 

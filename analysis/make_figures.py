@@ -29,10 +29,15 @@ from . import stats
 from .load import DEFAULT_CACHE_DIR, Runs, load_runs
 from .sweeps import run_missing
 
-EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts", "penalties", "image_prompts")
+EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
+# beyond the thesis, drawn when asked for (--experiments), not by the default build:
+# make exp-evolution-vs-gradient, make exp-nsga2-realness, make exp-penalties, make exp-image-prompts
+EXTRA_EXPERIMENTS = ("evolution_vs_gradient", "nsga2_realness", "penalties", "image_prompts")
 # The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
 # weights needed): `make figures-thesis`. Not in the default build, which runs offline.
 THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
+#: the measured answer of nsga2_realness: each run's best (NSGA-II: its pick), mean and 95 % CI
+REALNESS_METRICS = ["best_cos_sim", "best_realness", "eval_best_target_probability"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class Settings:
 
 
 THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
-FULL = Settings({name: [] for name in EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
+FULL = Settings({name: [] for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
 # A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
 QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
 QUICK = Settings(
@@ -55,6 +60,7 @@ QUICK = Settings(
         "generators": ["algo=ga", "seed=range(2)", *QUICK_COMMON],
         "baselines": ["seed=range(2)", *QUICK_COMMON],
         "unseen_prompts": ["seed=0", *QUICK_COMMON],
+        "evolution_vs_gradient": ["seed=range(2)", *QUICK_COMMON],
         "penalties": ["seed=range(2)", *QUICK_COMMON],
         "image_prompts": ["seed=range(2)", *QUICK_COMMON],
         "thesis_ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
@@ -128,6 +134,42 @@ def unseen_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list
                   "none (is the CLIP fitness exploitable?)", F.final_strip(runs, "truth_match", hue="algorithm"))]
 
 
+def nsga2_realness(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    seeds = sorted(runs.runs["seed"].unique())[:4]
+    return [
+        Entry("nsga2_realness_fronts", "Final NSGA-II fronts (realness vs cos_sim) of a few seeds, and GA's best",
+              "CLIP-GLaSS's two objectives", F.fronts(runs, client, seeds)),
+        Entry("nsga2_realness_best_realness", "Realness of the best image (NSGA-II: the pick) per generation",
+              "none", F.convergence(runs, "best_realness")),
+    ]
+
+
+def realness_table(runs: Runs, out: Path) -> str:
+    """Realness, cos_sim and the classifier's confidence in the target class, of NSGA-II's pick
+    and the GA's best, mean [95 % CI] over seeds."""
+    table = stats.mean_ci(runs.runs, REALNESS_METRICS, ["prompt", "algorithm"])
+    table.to_csv(out / "nsga2_realness.csv", index=False)
+    shown = table[["prompt", "algorithm", "runs"]].copy()
+    for metric in REALNESS_METRICS:
+        shown[metric] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
+                         table[[f"{metric}_mean", f"{metric}_lo", f"{metric}_hi"]].itertuples(index=False)]
+    text = stats.markdown(shown)
+    (out / "nsga2_realness.md").write_text(text)
+    return text
+
+
+def evolution_vs_gradient(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    return [
+        Entry("evolution_vs_gradient_cost", "Best cos_sim and classifier accuracy against evaluations and wall time",
+              "none (Big Sleep / FuseDream's gradient search against evolution)",
+              F.versus_cost(runs, ["best_cos_sim", "eval_accuracy"])),
+        Entry("evolution_vs_gradient_best", "Best cos_sim per generation", "fig 4.9 with Adam",
+              F.convergence(runs, "best_cos_sim")),
+        Entry("evolution_vs_gradient_mean", "Mean cos_sim per generation", "fig 4.7 with Adam",
+              F.convergence(runs, "mean_cos_sim")),
+    ]
+
+
 def penalties(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
     data = P.with_all(P.penalty_runs(runs), "object_prompt")
     return [Entry("penalties_final", "colour_leak, truth_match and the object term's cos_sim, with and without the "
@@ -149,8 +191,9 @@ def slug(text: str) -> str:
 
 
 DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
-        "penalties": penalties, "image_prompts": image_prompts,
-        "thesis_ga_vs_de": ga_vs_de, **{name: generators for name in THESIS_EXPERIMENTS[1:]}}
+        "evolution_vs_gradient": evolution_vs_gradient, "thesis_ga_vs_de": ga_vs_de,
+        **{name: generators for name in THESIS_EXPERIMENTS[1:]}, "nsga2_realness": nsga2_realness,
+        "penalties": penalties, "image_prompts": image_prompts}
 
 
 def save(entry: Entry, out: Path) -> None:
@@ -167,8 +210,13 @@ def write_table(table: pd.DataFrame, out: Path, name: str) -> str:
 
 
 def write_ci_table(table: pd.DataFrame, out: Path, name: str) -> str:
+    """CSV as it is; Markdown with each <metric>_mean, _lo, _hi as one column 'mean [lo, hi]'."""
     table.to_csv(out / f"{name}.csv", index=False)
-    text = stats.markdown(table)
+    shown = table[[c for c in table if not c.endswith(("_mean", "_lo", "_hi"))]].copy()
+    for metric in (c.removesuffix("_mean") for c in table if c.endswith("_mean")):
+        shown[metric] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in
+                         table[[f"{metric}_mean", f"{metric}_lo", f"{metric}_hi"]].itertuples(index=False)]
+    text = stats.markdown(shown)
     (out / f"{name}.md").write_text(text)
     return text
 
@@ -236,10 +284,15 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     """summary, rank_tests and observations tables over all experiments, and their index text."""
     if not tables:
         return []
+    sections = []
+    if "nsga2_realness" in dict(tables):
+        sections += ["\n## NSGA-II (cos_sim, realness) against GA: the best image (NSGA-II: the front's pick), "
+                     "mean [95 % CI] over seeds; eval_best_target_probability: the independent classifier's "
+                     "probability of the asked shape\n", realness_table(dict(tables)["nsga2_realness"], out)]
     summary = pd.concat([stats.summary(runs, fraction).assign(experiment=name) for name, runs in tables])
     tests = pd.concat([stats.rank_tests(runs.runs, ["best_cos_sim", "mean_cos_sim"]).assign(experiment=name)
                        for name, runs in tables])
-    sections = [
+    sections += [
         f"\n## Summary (final values, mean and std over runs; generations and evaluations to "
         f"{fraction:.0%} of the best cos_sim's improvement from generation 0)\n",
         write_table(summary, out, "summary"),
@@ -250,6 +303,11 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
                      for name, runs in tables])
     early = pd.concat([stats.early_lead_tests(runs, settings.early_generation).assign(experiment=name)
                        for name, runs in tables])
+    for name, runs in tables:
+        if name == "evolution_vs_gradient":
+            sections += [f"\n## {name}: every algorithm at the largest n_evals all runs reached (mean, 95 % bootstrap "
+                         "CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
+                         write_table(equal_cost(runs), out, f"{name}_equal_n_evals")]
     sections += ["\n## The thesis's observations, in numbers\n"]
     if "ga_vs_de" in dict(tables):
         in_ga_vs_de = obs[obs["experiment"] == "ga_vs_de"]
@@ -265,12 +323,17 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     return sections
 
 
+def equal_cost(runs: Runs) -> pd.DataFrame:
+    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], "n_evals", "adam")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
-    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + THESIS_EXPERIMENTS, default=list(EXPERIMENTS))
+    parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS,
+                        default=list(EXPERIMENTS))
     parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")
     parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")

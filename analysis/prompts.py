@@ -13,39 +13,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as st
 
 from latentevo.prompts import SCENE_PREFIX, parse_scene
 from latentevo.world.captions import content_dict, parse_prompt
 
 from .load import NULL_PARAM, Runs
+from .stats import mean_ci
 
 PENALTY_MARK = " | -"
 #: the penalties sweep's prompts whose shape x colour pair no mini-CLIP training caption named
 HELD_OUT = ("a purple circle", "an orange square")
 CONDITIONS = {"penalties": ["plain", "penalised"], "image_prompts": ["text", "image", "both"]}
 ALL = "all prompts"
-
-
-def mean_ci(values: pd.Series, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and its t-interval over runs (NaN bounds for a single run)."""
-    x = values.dropna().to_numpy(float)
-    mean = float(x.mean()) if len(x) else np.nan
-    if len(x) < 2:
-        return mean, np.nan, np.nan
-    half = st.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
-    return mean, mean - half, mean + half
-
-
-def ci_table(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Per group: runs, and each metric's mean with its 95 % CI as `<metric>`, `<metric>_lo`, `<metric>_hi`."""
-    rows = []
-    for key, group in frame.groupby(by, sort=False):
-        row = dict(zip(by, key if isinstance(key, tuple) else (key,))) | {"runs": len(group)}
-        for metric in metrics:
-            row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"] = mean_ci(group[metric])
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def with_all(frame: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -70,13 +49,13 @@ PENALTY_METRICS = ["colour_leak", "truth_match", "object_cos_sim"]
 
 def penalty_tables(runs: Runs) -> dict[str, pd.DataFrame]:
     table = penalty_runs(runs)
-    by_condition = ci_table(with_all(table, "object_prompt"), ["object_prompt", "condition"], PENALTY_METRICS)
+    by_condition = mean_ci(with_all(table, "object_prompt"), PENALTY_METRICS, ["object_prompt", "condition"])
     paired = table.pivot_table(index=["object_prompt", "seed"], columns="condition", values=PENALTY_METRICS)
     effects = pd.DataFrame({m: paired[(m, "penalised")] - paired[(m, "plain")] for m in PENALTY_METRICS})
     effects = effects.dropna().reset_index()
-    effect_table = ci_table(with_all(effects, "object_prompt"), ["object_prompt"], PENALTY_METRICS)
+    effect_table = mean_ci(with_all(effects, "object_prompt"), PENALTY_METRICS, ["object_prompt"])
     effect_table = effect_table.rename(columns={f"{m}{end}": f"delta_{m}{end}" for m in PENALTY_METRICS
-                                                for end in ("", "_lo", "_hi")})
+                                                for end in ("_mean", "_lo", "_hi")})
     effect_table.insert(1, "held_out", effect_table["object_prompt"].isin(HELD_OUT))
     return {"penalties_by_condition": by_condition, "penalties_effect": effect_table}
 
@@ -106,7 +85,7 @@ IMAGE_METRICS = ["truth_match", "exact_match", "best_cos_sim"]
 
 def image_prompt_tables(runs: Runs) -> dict[str, pd.DataFrame]:
     table = with_all(image_prompt_runs(runs), "target")
-    return {"image_prompts_by_condition": ci_table(table, ["target", "condition"], IMAGE_METRICS)}
+    return {"image_prompts_by_condition": mean_ci(table, IMAGE_METRICS, ["target", "condition"])}
 
 
 TABLES = {"penalties": penalty_tables, "image_prompts": image_prompt_tables}

@@ -3,8 +3,9 @@ algorithm gets there, rank tests between algorithms, and its observations put in
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
+from scipy.stats import bootstrap, mannwhitneyu, t
 
 from .load import Runs
 
@@ -64,6 +65,56 @@ def rank_tests(table: pd.DataFrame, metrics: list[str], a: str = "ga", b: str = 
                 "U": test.statistic, "p_value": test.pvalue,
                 "rank_biserial": rank_biserial(test.statistic, len(x), len(y)),
             })
+    return pd.DataFrame(rows)
+
+
+def value_at(run: pd.DataFrame, metric: str, cost: str, x) -> np.ndarray:
+    """One run's `metric` at each cost in `x`: its last value logged at a cost <= x (a best so
+    far and a population's accuracy hold until they are logged again)."""
+    run = run.dropna(subset=[metric, cost]).sort_values(cost)
+    return run[metric].to_numpy()[np.searchsorted(run[cost].to_numpy(), x, side="right") - 1]
+
+
+def on_common_grid(history: pd.DataFrame, metric: str, cost: str, points: int = 60) -> pd.DataFrame:
+    """Each run's `metric` against `cost` (n_evals, wall_s) on a grid of `points` costs per
+    algorithm, spanning the costs that all of its runs reached, so that runs whose costs differ
+    (wall time) can be averaged point by point."""
+    frames = []
+    for algo, group in history.dropna(subset=[metric, cost]).groupby("algorithm"):
+        runs = [run for _, run in group.groupby("run_id")]
+        grid = np.linspace(max(r[cost].min() for r in runs), min(r[cost].max() for r in runs), points)
+        frames += [pd.DataFrame({"algorithm": algo, "run_id": run["run_id"].iloc[0], cost: grid,
+                                 metric: value_at(run, metric, cost, grid)}) for run in runs]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _ci(*samples, statistic) -> tuple[float, float]:
+    """95 % percentile-bootstrap interval of `statistic` over independent resamples (seed 0)."""
+    if min(len(s) for s in samples) < 2:
+        return np.nan, np.nan
+    ci = bootstrap(samples, statistic, confidence_level=0.95, method="percentile", random_state=0,
+                   vectorized=False).confidence_interval
+    return float(ci.low), float(ci.high)
+
+
+def at_equal_cost(history: pd.DataFrame, metrics: list[str], cost: str, reference: str) -> pd.DataFrame:
+    """Every algorithm at the largest `cost` all runs reached: per metric the mean over runs with
+    its 95 % bootstrap CI, and the difference of means to the `reference` algorithm with its CI
+    and a two-sided Mann–Whitney U p-value."""
+    rows = []
+    budget = history.groupby("run_id")[cost].max().min()
+    for metric in metrics:
+        values = {algo: np.array([value_at(run, metric, cost, budget) for _, run in group.groupby("run_id")])
+                  for algo, group in history.dropna(subset=[metric, cost]).groupby("algorithm")}
+        ref = values.get(reference)
+        for algo, x in values.items():
+            row = {"metric": metric, cost: budget, "algorithm": algo, "runs": len(x), "mean": x.mean()}
+            row["ci_low"], row["ci_high"] = _ci(x, statistic=np.mean)
+            if ref is not None and algo != reference:
+                row[f"minus_{reference}"] = x.mean() - ref.mean()
+                row["diff_ci_low"], row["diff_ci_high"] = _ci(x, ref, statistic=lambda a, b: a.mean() - b.mean())
+                row["p_value"] = mannwhitneyu(x, ref, alternative="two-sided").pvalue
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -141,3 +192,19 @@ def markdown(table: pd.DataFrame, digits: int = 4) -> str:
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def mean_ci(table: pd.DataFrame, metrics: list[str], by: list[str], level: float = 0.95) -> pd.DataFrame:
+    """Per group of `by`: runs, and each metric's mean with its Student-t confidence interval at
+    `level` over the group's runs (one value per run), as <metric>_mean, <metric>_lo, <metric>_hi."""
+    rows = []
+    for key, group in table.groupby(by):
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,))) | {"runs": len(group)}
+        for metric in metrics:
+            values = group[metric].dropna()
+            half = t.ppf((1 + level) / 2, len(values) - 1) * values.std() / len(values) ** 0.5 \
+                if len(values) > 1 else float("nan")
+            row |= {f"{metric}_mean": values.mean(), f"{metric}_lo": values.mean() - half,
+                    f"{metric}_hi": values.mean() + half}
+        rows.append(row)
+    return pd.DataFrame(rows)

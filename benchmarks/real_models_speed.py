@@ -69,7 +69,7 @@ def measure(cfg, pops: list[int], repeats: int) -> list[dict]:
 
     def evaluate(latents):
         views = models.scorer.draw_views(len(latents), torch.Generator().manual_seed(0))
-        return models.fitness([Request(latents, targets, views)])
+        return models.scores([Request(latents, targets, views)])
     rows = []
     for pop in pops:
         latents = generator.sample_latents(pop, torch.Generator().manual_seed(pop)).double().numpy()

@@ -76,6 +76,11 @@ def test_loader_has_one_row_per_run_and_generation_with_every_metric(store, ga_v
     assert loaded.to_dict() == logged
     final = ga_vs_de.runs.set_index("run_id").loc[run.info.run_id]
     assert final["best_cos_sim"] == run.data.metrics["best_cos_sim"]
+    # wall time: seconds from the run's start to each generation's best_cos_sim
+    points = client.get_metric_history(run.info.run_id, "best_cos_sim")
+    wall = history[history["run_id"] == run.info.run_id].set_index("generation")["wall_s"]
+    assert wall.to_dict() == {p.step: (p.timestamp - run.info.start_time) / 1000 for p in points}
+    assert (wall >= 0).all() and wall.is_monotonic_increasing
 
 
 def test_loader_filters_with_mlflow_search_syntax(store):
@@ -207,6 +212,49 @@ def test_observations_put_the_thesis_in_numbers(ga_vs_de):
             runs[runs["generation"] == 2]["mean_cos_sim"].mean())
         assert 0 <= obs.loc[algo, "late_improvement_share"] <= 1
     assert set(stats.early_lead_tests(ga_vs_de, 2)["metric"]) == {"best_cos_sim", "mean_cos_sim"}
+
+
+def cost_history() -> pd.DataFrame:
+    """Two algorithms x three runs; adam's runs reach different wall times and log accuracy
+    every other generation."""
+    rows = []
+    for algo, gain in (("ga", 0.01), ("adam", 0.02)):
+        for seed in range(3):
+            for g in range(5):
+                rows.append({"algorithm": algo, "run_id": f"{algo}{seed}", "n_evals": 16 * (g + 1),
+                             "wall_s": (g + 1) * (1 + seed), "best_cos_sim": 0.5 + gain * g + 0.001 * seed,
+                             "eval_accuracy": g / 4 if algo == "ga" or g % 2 == 0 else np.nan})
+    return pd.DataFrame(rows)
+
+
+def test_runs_on_a_common_cost_grid_hold_their_last_logged_value():
+    grid = stats.on_common_grid(cost_history(), "eval_accuracy", "wall_s", points=5)
+    adam = grid[grid["algorithm"] == "adam"]
+    # adam's fastest run ends at 5 s, its slowest starts at 3 s: the grid spans what all reached
+    assert sorted(adam["wall_s"].unique()) == [3, 3.5, 4, 4.5, 5]
+    slowest = adam[adam["run_id"] == "adam2"].set_index("wall_s")["eval_accuracy"]
+    assert slowest.to_dict() == {3: 0.0, 3.5: 0.0, 4: 0.0, 4.5: 0.0, 5: 0.0}  # generation 2 is logged at 9 s
+    fastest = adam[adam["run_id"] == "adam0"].set_index("wall_s")["eval_accuracy"]
+    assert fastest.to_dict() == {3: 0.5, 3.5: 0.5, 4: 0.5, 4.5: 0.5, 5: 1.0}
+
+
+def test_algorithms_compared_at_equal_n_evals_with_confidence_intervals():
+    table = stats.at_equal_cost(cost_history(), ["best_cos_sim"], "n_evals", "adam").set_index("algorithm")
+    assert (table["n_evals"] == 80).all()
+    assert table.loc["ga", "mean"] == pytest.approx(0.541) and table.loc["adam", "mean"] == pytest.approx(0.581)
+    assert table.loc["ga", "minus_adam"] == pytest.approx(-0.04)
+    assert table.loc["ga", "diff_ci_low"] <= -0.04 <= table.loc["ga", "diff_ci_high"] < 0
+    assert table.loc["adam", "ci_low"] <= 0.581 <= table.loc["adam", "ci_high"]
+    assert pd.isna(table.loc["adam", "minus_adam"])
+
+
+def test_cost_figure_draws_a_panel_per_metric_and_cost(tmp_path):
+    runs = load.Runs("evolution_vs_gradient", pd.DataFrame(), cost_history().assign(prompt="a photo of a star"))
+    fig = figures.versus_cost(runs, ["best_cos_sim", "eval_accuracy"])
+    assert len(fig.axes) == 4
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["GA (3 runs)", "Adam (gradient) (3 runs)"]
+    assert fig.axes[0].get_lines()[1].get_color() == "tab:brown"
+    assert_drawn(fig, tmp_path / "cost.png")
 
 
 def test_markdown_table_joins_mean_and_std():

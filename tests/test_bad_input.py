@@ -115,7 +115,7 @@ CASES = {
     "unknown generator": Case(["generator=stylegan9"], "Could not find 'generator/stylegan9'; available: "
                               "biggan_deep_128, biggan_deep_256, biggan_deep_512, dcgan_shapes, shapes"),
     "unknown algorithm": Case(["algo=simulated_annealing"],
-                              "Could not find 'algo/simulated_annealing'; available: cmaes"),
+                              "Could not find 'algo/simulated_annealing'; available: adam, cmaes"),
     "unknown scorer": Case(["clip=vit_h14"], "Could not find 'clip/vit_h14'; available: shapes, vit_b_32"),
     "config group set to null": Case(["evaluation=null"], "Config group override must be a string or a list. Got "
                                      "NoneType; to leave a config group out, write ~group"),
@@ -158,6 +158,8 @@ CASES = {
     "negative checkpoint_every": Case(["checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),
     "population larger than memory": Case(["pop_size=100000000000"], "pop_size=100000000000 needs about"),
     "no augmented views": Case(["augment=crops", "augment.views=0"], "augment.views must be an integer >= 1, got 0"),
+    "gradient search on the shapes generator": Case(["algo=adam", "generator=shapes"],
+                                                    "generator=shapes is not differentiable"),
     "NaN from the generator": Case(["generator._target_=faulty_generators.NaNShapes"], "fitness is NaN or infinite",
                                    run_status="FAILED"),
     "inf from the generator": Case(["generator._target_=faulty_generators.InfShapes"], "fitness is NaN or infinite",

@@ -60,7 +60,8 @@ def test_each_run_has_its_artifacts(store, sweep_2x2):
         grids = {a.path for a in client.list_artifacts(run_id, "population")}
         assert grids == {f"population/gen_{g:04d}.png" for g in (0, 5, 10, 11)}
         top = {a.path for a in client.list_artifacts(run_id)}
-        assert top == {"population", "best.png", "population.npz", "config.yaml"}
+        assert top == {"population", "images", "best.png", "best.gif", "population.gif", "population.npz",
+                       "config.yaml"}
         local = client.download_artifacts(run_id, "population.npz")
         arrays = np.load(local)
         assert arrays["latents"].shape == (16, 32) and arrays["cos_sim"].shape == (16,)

@@ -99,8 +99,8 @@ def test_a_penalty_lowers_the_fitness_of_images_that_have_it(models):
     assert 20 < red_background.sum() < 500
     penalised = prompts.parse("a red star | -a red background")
     plain = prompts.parse("a red star")
-    sims = models.fitness([Request(latents, models.targets(penalised), None),
-                           Request(latents, models.targets(plain), None)])
+    sims = [s.terms for s in models.scores([Request(latents, models.targets(penalised), None),
+                                            Request(latents, models.targets(plain), None)])]
     assert sims[0].shape == (512, 2) and sims[1].shape == (512, 1)
     assert np.array_equal(sims[0][:, 0], sims[1][:, 0])  # the shared term, the same in either run
     loss = combine(sims[1], np.array(plain.weights)) - combine(sims[0], np.array(penalised.weights))
@@ -111,7 +111,7 @@ def test_a_penalty_lowers_the_fitness_of_images_that_have_it(models):
 def test_a_plain_prompts_fitness_is_its_cos_sim_exactly(models):
     latents = models.generator.sample_latents(16, torch.Generator().manual_seed(1)).double().numpy()
     prompt = prompts.parse("a red circle")
-    sims = models.fitness([Request(latents, models.targets(prompt), None)])[0]
+    sims = models.scores([Request(latents, models.targets(prompt), None)])[0].terms
     direct = (models.scorer.embed_images(models.generator(torch.from_numpy(latents).float()))
               @ models.scorer.embed_text(["a red circle"])[0]).double().numpy()
     assert np.array_equal(combine(sims, np.array(prompt.weights)), sims[:, 0])

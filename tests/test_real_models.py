@@ -287,24 +287,24 @@ def test_fitness_halves_chunks_that_run_out_of_gpu_memory():
     latents = np.arange(10, dtype=float).reshape(5, 2)
     requests = [Request(latents[:3], torch.ones(1, 2), None), Request(latents[3:], torch.tensor([[1.0, 0.0]]), None)]
     models = Models(torch.device("cpu"), generator, Scorer(), batch_size=8)
-    first, second = models.fitness(requests)
-    assert first.shape == (3, 1) and second.shape == (2, 1)
-    first, second = first[:, 0], second[:, 0]
-    assert np.allclose(first, latents[:3].sum(1)) and np.allclose(second, latents[3:, 0])  # each against its own text
+    first, second = models.scores(requests)
+    assert first.terms.shape == (3, 1) and second.terms.shape == (2, 1)
+    # each against its own text
+    assert np.allclose(first.terms[:, 0], latents[:3].sum(1)) and np.allclose(second.terms[:, 0], latents[3:, 0])
     # one pass for all 5 while batch_size allows, then halved (8 -> 4 -> 2) until every chunk fits:
     # the last attempt covers all 5 latents in chunks that fit
     last_failure = max(i for i, n in enumerate(sizes) if n > 2)
     assert sizes[0] == 5 and max(sizes[1:]) <= 4
     assert sum(sizes[last_failure + 1:]) == 5 and max(sizes[last_failure + 1:]) == 2
     sizes.clear()
-    models.fitness(requests)
+    models.scores(requests)
     assert max(sizes) == 2  # the size that fitted is kept
 
     def never_fits(z):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     with pytest.raises(ConfigError, match="one latent per forward pass"):
-        Models(torch.device("cpu"), never_fits, Scorer(), batch_size=4).fitness(requests)
+        Models(torch.device("cpu"), never_fits, Scorer(), batch_size=4).scores(requests)
 
 
 # --- through the real CLI -----------------------------------------------------------------------

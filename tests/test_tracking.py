@@ -82,3 +82,35 @@ def test_a_point_handed_back_unsent_and_logged_again_is_stored_once(store):
     assert sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "best")) == [
         (0, 0.5), (1, 0.6), (2, 0.7)
     ]
+
+
+def test_a_time_stepped_image_is_logged_once_per_step_even_by_a_resumed_run(store):
+    _, uri = store
+    client, exp = open_experiment("stepped", uri)
+    image = np.full((8, 8, 3), 200, np.uint8)
+    with tracked_run(client, exp, "stepped") as run:
+        run.log_stepped_image(image, "best", 0)
+        run.log_stepped_image(image, "best", 0)
+        run.log_stepped_image(image, "best", 5)
+    with tracked_run(client, exp, "stepped", resume_run_id=run.run_id) as resumed:
+        resumed.log_stepped_image(image, "best", 5)  # replayed
+        resumed.log_stepped_image(image, "best", 10)
+        assert sorted(resumed.stepped_images("best")) == [0, 5, 10]
+        assert np.array_equal(resumed.read_image(resumed.stepped_images("best")[10]), image)
+    pngs = [a.path for a in client.list_artifacts(run.run_id, "images") if a.path.endswith(".png")]
+    assert len(pngs) == 3 and all("best+step+" in p for p in pngs)
+
+
+def test_experiments_open_on_the_runs_table_in_mlflow_3(store):
+    """MLflow 3's UI opens an experiment without the kind tag on a GenAI overview."""
+    _, uri = store
+    client, exp = open_experiment("kind new", uri)
+    assert client.get_experiment(exp).tags["mlflow.experimentKind"] == "custom_model_development"
+    older = client.create_experiment("kind older")  # as a store made before the tag has it
+    assert "mlflow.experimentKind" not in client.get_experiment(older).tags
+    _, same = open_experiment("kind older", uri)
+    assert same == older
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(older, "mlflow.experimentKind", "genai_development")  # a user's own choice stays
+    open_experiment("kind older", uri)
+    assert client.get_experiment(older).tags["mlflow.experimentKind"] == "genai_development"

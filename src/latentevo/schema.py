@@ -28,12 +28,15 @@ class RunSchema:
     resume: bool = MISSING
     checkpoint_dir: Optional[str] = MISSING
     weights: Optional[str] = MISSING
+    # null: the algorithm's (pipeline/objectives.py)
+    objectives: Optional[list[str]] = MISSING
     # the config groups: each option's own keys
     generator: Any = MISSING
     clip: Any = MISSING
     algo: Any = MISSING
     augment: Any = MISSING
     evaluation: Any = None
+    realness: Any = None
 
 
 ConfigStore.instance().store(name="run_schema", node=RunSchema)

@@ -37,6 +37,9 @@ def evaluation_prompt(cfg: DictConfig) -> None:
         raise ConfigError(f"evaluation.target={target!r} is not one of evaluation.classes: {', '.join(node.classes)}")
     if node.truth is not None and node.truth not in ATTRIBUTES:
         raise ConfigError(f"evaluation.truth must be null or one of {', '.join(ATTRIBUTES)}, got {node.truth!r}")
+    every = node.get("every", 0)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError(f"evaluation.every must be an integer >= 0 (0: the final population only), got {every!r}")
     if node.template is not None:
         if PLACEHOLDER not in node.template:
             raise ConfigError(f"evaluation.template must contain {PLACEHOLDER}, got {node.template!r}")

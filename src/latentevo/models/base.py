@@ -2,7 +2,8 @@
 
 Every generator (shapes world, DCGAN, BigGAN, StyleGAN2) and every scorer (the shapes-world
 mini-CLIP, OpenAI CLIP) implements one of these, so the pipeline never knows which it has.
-Both are torch modules put in eval mode at construction and run without gradients.
+Both are torch modules put in eval mode with frozen weights at construction; they build no
+autograd graph unless their input asks for one (gradient search on a differentiable generator).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ class Generator(nn.Module, ABC):
     resolution: int
     #: search box: every coordinate of a latent is searched inside [-bound, bound]
     latent_bound: float = 3.0
+    #: whether `synthesize` is differentiable in z, so that gradient search (algo=adam) can run on it
+    differentiable: bool = False
 
     def sample_latents(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draws from the prior, N(0, I) truncated to the search box (resampled, not clipped)."""
@@ -40,9 +43,10 @@ class Generator(nn.Module, ABC):
     def synthesize(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) on this module's device to (B, 3, resolution, resolution) in [0, 1]."""
 
-    @torch.no_grad()
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.synthesize(z.to(self.device, torch.float32))
+        # a graph only for latents that ask for their gradient (gradient search)
+        with torch.set_grad_enabled(z.requires_grad and torch.is_grad_enabled()):
+            return self.synthesize(z.to(self.device, torch.float32))
 
 
 class Scorer(nn.Module, ABC):
@@ -91,6 +95,7 @@ class TrainedGenerator(Generator):
     Generator interface: its latent space to search."""
 
     resolution = 32
+    differentiable = True
 
     def __init__(self, net: nn.Module, latent_bound: float = 3.0):
         super().__init__()

@@ -111,6 +111,8 @@ def weight_files(size: int, random_init: bool, weights: str | None, **_) -> list
 class BigGANDeepGenerator(Generator):
     """BigGAN-deep 128/256/512 as a search space (see the module docstring)."""
 
+    differentiable = True
+
     def __init__(self, size: int = 256, truncation: float = 1.0, class_name: str | int | None = None,
                  latent_bound: float = 2.0, random_init: bool = False, weights: str | None = None,
                  precision: str = "fp32", channels_last: bool = False):

@@ -57,10 +57,11 @@ class OpenClipScorer(Scorer):
             ).clamp(0, 1)
         return (images - self.mean) / self.std
 
-    @torch.no_grad()
     def embed_images(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.model.encode_image(self.preprocess(images.to(self.device, torch.float32)))
-        return F.normalize(features.float(), dim=-1)
+        # a graph only for images that ask for their gradient (gradient search)
+        with torch.set_grad_enabled(images.requires_grad and torch.is_grad_enabled()):
+            features = self.model.encode_image(self.preprocess(images.to(self.device, torch.float32)))
+            return F.normalize(features.float(), dim=-1)
 
 
 @reads_world_model("clip")

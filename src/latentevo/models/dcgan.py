@@ -10,6 +10,7 @@ from torch import nn
 
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES
 from .base import TrainedGenerator
+from .realness import Realness
 from .weights import WORLD_DIR, load_state, load_world_model, reads_world_model
 
 # The attributes a shapes-world DCGAN can be conditioned on: every one a caption can name.
@@ -137,3 +138,18 @@ def dcgan_shapes(
     net = DCGANNetG(**config["architecture"])
     load_state(net, state, Path(weights_dir) / "dcgan.safetensors")
     return TrainedGenerator(net, latent_bound)
+
+
+@reads_world_model("critic")
+def dcgan_shapes_critic(random_init: bool = False, weights_dir: str | Path = WORLD_DIR) -> Realness:
+    """The shapes-world DCGAN's realness critic: not the GAN's own discriminator (not kept) but the
+    same architecture fitted afterwards to the committed generator (`train.py world=critic`,
+    docs/world.md); or that network randomly initialised."""
+    if random_init:
+        net = DCGANNetD(32)
+        net.apply(init_weights)
+        return Realness(net, 32)
+    state, config = load_world_model("critic", Path(weights_dir))
+    net = DCGANNetD(**config["architecture"])
+    load_state(net, state, Path(weights_dir) / "critic.safetensors")
+    return Realness(net, 32)

@@ -1,4 +1,5 @@
-"""StyleGAN2 config-f (Karras et al. 2020), the generator only, searchable in Z or W.
+"""StyleGAN2 config-f (Karras et al. 2020): the generator, searchable in Z or W, and the
+discriminator of the same checkpoint as a realness model (CLIP-GLaSS's second objective).
 
 No maintained package implements the official architecture and loads its published weights
 without compiling CUDA kernels, so the network is defined here in plain PyTorch. Its module and
@@ -26,6 +27,7 @@ from ..identity import reads_weights
 from .base import Generator
 from .precision import autocast, check_precision, memory_format
 from .pretrained import load_checkpoint, load_into, locate, weights_dir
+from .realness import Realness
 
 # The published models and their output sizes (LSUN car: 512x384 content inside a 512x512 frame).
 DATASETS = {"ffhq": 1024, "car": 512, "church": 256, "cat": 256}
@@ -291,6 +293,8 @@ class StyleGAN2Generator(Generator):
     `resolution` below the published one builds the same architecture smaller (for tests);
     real weights need the published resolution."""
 
+    differentiable = True
+
     def __init__(self, dataset: str = "ffhq", space: str = "z", truncation_psi: float = 1.0,
                  latent_bound: float | None = None, resolution: int | None = None, random_init: bool = False,
                  weights: str | None = None, precision: str = "fp32", channels_last: bool = False):
@@ -343,3 +347,106 @@ class StyleGAN2Generator(Generator):
         with autocast(self.device, self.precision):
             image = self.network.synthesis(self.to_w(z), self.layout)
         return ((image.float() + 1) / 2).clamp(0, 1).contiguous()
+
+
+# --- the discriminator (rosinality's `Discriminator`, key for key: a checkpoint's `d`) -------
+
+
+class EqualConv2d(nn.Module):
+    """Convolution with equalised learning rate: weights stored N(0, 1), scaled at run time."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, stride: int = 1, padding: int = 0,
+                 bias: bool = True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.stride, self.padding = stride, padding
+        self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, self.bias, stride=self.stride, padding=self.padding)
+
+
+class ConvLayer(nn.Sequential):
+    """[blur, stride-2] equalised convolution [, bias + leaky ReLU]."""
+
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, downsample: bool = False,
+                 bias: bool = True, activate: bool = True):
+        layers: list[nn.Module] = []
+        if downsample:
+            p = (len(BLUR_KERNEL) - 2) + (kernel_size - 1)
+            layers.append(Blur(((p + 1) // 2, p // 2)))
+        stride, padding = (2, 0) if downsample else (1, kernel_size // 2)
+        layers.append(EqualConv2d(in_channel, out_channel, kernel_size, stride, padding, bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_channel))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int):
+        super().__init__()
+        self.conv1 = ConvLayer(in_channel, in_channel, 3)
+        self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=True)
+        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=True, activate=False, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / math.sqrt(2)
+
+
+class StyleGAN2Discriminator(nn.Module):
+    """(B, 3, resolution, resolution) in [-1, 1] -> (B,) real/fake logit: residual downsampling
+    blocks to 4x4, the minibatch-stddev feature, a 3x3 convolution and two linear layers.
+
+    The minibatch-stddev feature is computed over groups of `stddev_group` images; 1 (the
+    default here) judges each image alone (the feature is then its floor, sqrt(1e-8)), so that an
+    image's realness does not depend on the images beside it in a batch or a pack."""
+
+    def __init__(self, resolution: int, stddev_group: int = 1):
+        super().__init__()
+        log_size = int(math.log2(resolution))
+        if resolution < 8 or 2**log_size != resolution:
+            raise ConfigError(f"StyleGAN2 resolution must be a power of two >= 8, got {resolution}")
+        convs: list[nn.Module] = [ConvLayer(3, channels(resolution), 1)]
+        in_channel = channels(resolution)
+        for level in range(log_size, 2, -1):
+            convs.append(ResBlock(in_channel, channels(2 ** (level - 1))))
+            in_channel = channels(2 ** (level - 1))
+        self.convs = nn.Sequential(*convs)
+        self.stddev_group = stddev_group
+        self.final_conv = ConvLayer(in_channel + 1, channels(4), 3)
+        self.final_linear = nn.Sequential(EqualLinear(channels(4) * 4 * 4, channels(4), activation=True),
+                                          EqualLinear(channels(4), 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.convs(x)
+        b, c, h, w = out.shape
+        group = min(b, self.stddev_group)
+        grouped = out.view(group, -1, 1, c, h, w)
+        stddev = torch.sqrt(grouped.var(0, unbiased=False) + 1e-8).mean([2, 3, 4], keepdim=True).squeeze(2)
+        out = torch.cat([out, stddev.repeat(group, 1, h, w)], 1)
+        return self.final_linear(self.final_conv(out).view(b, -1)).flatten()
+
+
+@reads_weights(weight_files)
+def stylegan2_realness(dataset: str = "ffhq", resolution: int | None = None, random_init: bool = False,
+                       weights: str | None = None) -> Realness:
+    """The discriminator `d` of the converted checkpoint the generator comes from, as sigmoid(D(x));
+    random_init: the same architecture randomly initialised (`resolution` may then be smaller)."""
+    if dataset not in DATASETS:
+        raise ConfigError(f"unknown StyleGAN2 dataset {dataset!r}; known: {', '.join(DATASETS)}")
+    published = DATASETS[dataset]
+    resolution = resolution or published
+    if not random_init and resolution != published:
+        raise ConfigError(f"StyleGAN2-{dataset} weights are {published} px; resolution={resolution} needs "
+                          "random_init=true")
+    path = None if random_init else weights_path(dataset, weights)
+    net = StyleGAN2Discriminator(resolution)
+    if path is not None:
+        model = f"{model_label(dataset)} discriminator"
+        checkpoint = load_checkpoint(path, model)
+        if not isinstance(checkpoint, dict) or "d" not in checkpoint:
+            raise WeightsError(f"the {model_label(dataset)} weights {path} hold no 'd' discriminator state dict; "
+                               "convert them with the discriminator kept (convert_weight.py --disc)")
+        load_into(net, checkpoint["d"], model, path)
+    return Realness(net, resolution)

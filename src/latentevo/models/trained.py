@@ -14,7 +14,7 @@ from ..paths import resolve
 from .base import TrainedGenerator
 from .dcgan import DCGANNetG
 from .pretrained import load_checkpoint, load_into
-from .realness import RealnessCNN
+from .realness import Realness, RealnessCNN
 from .vae import VAEDecoder
 
 NETWORKS = {"dcgan": DCGANNetG, "vae": VAEDecoder, "realness": RealnessCNN}
@@ -53,3 +53,10 @@ def trained_generator(path: str, latent_bound: float = 3.0) -> TrainedGenerator:
     if isinstance(net, RealnessCNN):
         raise WeightsError(f"{resolve(path)} is a realness CNN, not a generator")
     return TrainedGenerator(net, latent_bound)
+
+
+@reads_weights(lambda path, **_: network_files(path))
+def trained_realness(path: str) -> Realness:
+    """FaceGen's realness CNN as trained by `python train.py model=realness` (`make facegen-quick`
+    writes one to .cache/gan-quick/weights/realness_shapes.safetensors)."""
+    return Realness(load_network(path, kind="realness"), 32, signed_input=False, logits=False)

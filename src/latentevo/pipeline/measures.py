@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from ..models.base import Generator
+from ..models.realness import Realness
 from ..prompts import SCENE_PREFIX, Prompt, is_scene, parse, parse_scene
-from ..search import Generation, population_diversity
+from ..search import Generation, hypervolume, population_diversity
 
 #: latents -> what each latent's image really shows, per measure
 Truth = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -80,3 +81,18 @@ def generation_metrics(gen: Generation, truth: Truth | None) -> dict[str, float]
             metrics[name] = float(values[0])
             metrics[f"pop_{name}"] = float(values[1:].mean())
     return metrics
+
+
+def front_metrics(gen: Generation, reference: np.ndarray) -> dict[str, float]:
+    """With several objectives: how many points the population's non-dominated front has, and
+    the hypervolume they dominate up to `reference` (in the space of the values minimised)."""
+    if gen.front is None:
+        return {}
+    return {"front_size": float(len(gen.front)), "hypervolume": hypervolume(gen.objectives[gen.front], reference)}
+
+
+@torch.inference_mode()
+def best_realness(generator: Generator, realness: Realness, gen: Generation) -> dict[str, float]:
+    """How real the realness model judges the run's best image (D(x), whatever the objectives)."""
+    image = generator(torch.from_numpy(gen.best_latent[None]).float())
+    return {"best_realness": float(realness(image)[0])}

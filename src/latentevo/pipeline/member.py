@@ -13,17 +13,28 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from .. import prompts
+from ..errors import ConfigError
 from ..identity import IDENTITY_TAG, finished_run
 from ..models.base import Generator
 from ..resume import Job
-from ..search import Generation, GivenFitness, LatentProblem, PriorSampling, state_is_picklable, tell, to_evaluate
+from ..search import (
+    Generation,
+    GivenFitness,
+    LatentProblem,
+    PriorSampling,
+    needs_gradient,
+    state_is_picklable,
+    tell,
+    to_evaluate,
+)
 from ..tracking import RunLogger, tracked_run
 from .measures import ground_truth
-from .models import Models, Request, build
+from .models import Models, Request, Scores, build
+from .objectives import objective_values, objectives_of
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
-from .terms import BestTerms, combine, prompt_text, term_params
+from .terms import BestTerms, combine_scores, prompt_text, term_params
 
 
 def prior_sampler(generator: Generator) -> Callable[[int, np.random.Generator], np.ndarray]:
@@ -73,10 +84,15 @@ class PackedRun:
         self.targets, self.weights = models.targets(self.prompt), np.array(self.prompt.weights)
         self.fitness, sample = GivenFitness(), prior_sampler(models.generator)
         # closures over the models: checkpoints refer to them by name, and get them back on load
-        self.externals = {"evaluate": self.fitness, "sample": sample}
+        self.externals = {"evaluate": self.fitness, "gradient": self.fitness.gradient, "sample": sample}
         state = self.job.load(client, self.externals) if cfg.resume else None
         restored = state["algorithm"] if state else None
         self.algorithm = restored if restored is not None else build(cfg.algo, sampling=PriorSampling(sample))
+        self.grad = needs_gradient(self.algorithm)
+        if self.grad and not models.generator.differentiable:
+            raise ConfigError(f"algo={self.spec.choices.get('algo', 'adam')} follows the gradient, and generator="
+                              f"{self.spec.choices.get('generator', cfg.generator._target_)} is not differentiable; "
+                              "use a differentiable one (dcgan_shapes, trained_gan, biggan_*, stylegan2_*)")
         self.random = RunRandomness(cfg.seed, cfg.augment.get("seed", cfg.seed) if cfg.augment else cfg.seed)
         if restored is not None:
             self.random.restore(state["rng"])
@@ -98,7 +114,8 @@ class PackedRun:
                        f"after generation {state['generation']}, {how}")
             self.tracker.log_points(state["pending"])
         if restored is None:
-            problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound)
+            problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
+                                    self.externals["gradient"], n_obj=len(objectives_of(cfg)))
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
@@ -116,14 +133,15 @@ class PackedRun:
             self._infills = self.algorithm.ask()
         self._asked = to_evaluate(self.algorithm, self._infills)
         views = self.models.scorer.draw_views(len(self._asked), self.random.views)
-        return Request(self._asked, self.targets, views)
+        return Request(self._asked, self.targets, views, self.grad)
 
-    def tell(self, term_sims: np.ndarray) -> Generation:
-        """Told the (n, T) cos_sims of the asked latents to the run's targets."""
-        self.fitness.give(self._asked, combine(term_sims, self.weights))
+    def tell(self, scores: Scores) -> Generation:
+        """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here."""
+        combined = combine_scores(scores, self.weights)
+        self.fitness.give(self._asked, objective_values(objectives_of(self.cfg), combined), combined.gradient)
         with self.random.active():
             gen = tell(self.algorithm, self._infills)
-        self.terms.update(self._asked, term_sims, gen)
+        self.terms.update(self._asked, scores.terms, gen)
         self.last = gen
         for observer in self.observers:
             observer.on_generation(self, gen)

@@ -1,5 +1,6 @@
-"""The models a pack shares: generator and scorer built once, the evaluation classifiers built
-once per config, and the batched fitness that scores every run's candidates together."""
+"""The models a pack shares: generator, scorer and realness model built once, the evaluation
+classifiers built once per config, and the batched fitness that scores every run's candidates
+together."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ..devices import resolve_device
 from ..errors import ConfigError, LatentevoError
 from ..evaluation.evaluate import Evaluation, build_evaluation
 from ..models.base import Generator, Scorer
+from ..models.realness import Realness
 from ..prompts import Prompt
 from .targets import target_embeddings
 
@@ -60,6 +62,19 @@ class Request:
     latents: np.ndarray  # (n, latent_dim)
     targets: torch.Tensor  # (T, D) the run's unit-norm targets, one per prompt term
     views: torch.Tensor | None  # the scorer's view parameters for these n images
+    grad: bool = False  # the run also needs d cos_sim / d latent (gradient search)
+
+
+@dataclass
+class Scores:
+    """One request's share of a fitness pass: each image's cos_sim to each of its run's targets
+    and, with a realness model, how real it looks (D(x) in [0, 1]); for a request with `grad`,
+    d cos_sim / d latent per target. The run combines the terms (pipeline/terms.py)."""
+
+    terms: np.ndarray  # (n, T)
+    realness: np.ndarray | None = None  # (n,)
+    gradient: np.ndarray | None = None  # (n, T, latent_dim); the run's, (n, latent_dim), once combined
+    cos_sim: np.ndarray | None = None  # (n,) the run's fitness, its terms combined (terms.combine_scores)
 
 
 @dataclass
@@ -68,18 +83,20 @@ class Models:
     generator: Generator
     scorer: Scorer
     batch_size: int
+    realness: Realness | None = None
     _evaluations: dict[str, Evaluation] = field(default_factory=dict)
 
     @classmethod
     def of(cls, cfg: DictConfig) -> Models:
-        """The generator and scorer of `cfg` (any run of the pack), on its device."""
+        """The generator, scorer and realness model of `cfg` (any run of the pack), on its device."""
         seed_everything(MODEL_SEED)
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         device = resolve_device(cfg.device)
         generator: Generator = build(cfg.generator).to(device)
         batch_size = AUTO_BATCH_SIZE.get(device.type, 64) if cfg.batch_size == "auto" else cfg.batch_size
-        return cls(device, generator, build_scorer(cfg, device), batch_size)
+        realness = build(cfg.realness).to(device) if cfg.get("realness") else None
+        return cls(device, generator, build_scorer(cfg, device), batch_size, realness)
 
     def check_prompt(self, prompt: Prompt) -> None:
         """Every text term fits the scorer's context."""
@@ -104,40 +121,77 @@ class Models:
         self._evaluations.setdefault(key, evaluation)
         return evaluation
 
-    @torch.inference_mode()
-    def fitness(self, requests: list[Request]) -> list[np.ndarray]:
-        """Every request's (n, T) cos_sims to each of its run's T targets, from one pass over all
-        their latents in chunks of `batch_size` images; each image is scored against its own
-        run's targets. A chunk that runs out of GPU memory is retried in halves, and the size
-        that fits is kept."""
+    def scores(self, requests: list[Request]) -> list[Scores]:
+        """Every request's (n, T) cos_sims to its T targets (with a realness model, realness; with
+        `grad`, gradients).
+        The requests that need gradients are scored in a pass of their own, so that a run's
+        chunks are the same in a pack as alone."""
+        scored: dict[int, Scores] = {}
+        for grad, score in ((False, self._cos_sims), (True, self._cos_sims_with_gradient)):
+            part = [i for i, r in enumerate(requests) if r.grad == grad]
+            if part:
+                scored |= dict(zip(part, score([requests[i] for i in part])))
+        return [scored[i] for i in range(len(requests))]
+
+    def _inputs(self, requests: list[Request]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """All the requests' latents, (T, D) targets per latent (runs with fewer terms padded with
+        zero targets, whose cos_sims `_split` drops), and the views' parameters."""
         sizes, terms = [len(r.latents) for r in requests], [len(r.targets) for r in requests]
-        if not sum(sizes):
-            return [np.empty((0, t)) for t in terms]
         z = torch.from_numpy(np.concatenate([r.latents for r in requests])).float()
-        # runs with fewer terms padded with zero targets, whose cos_sims are dropped below
         text = torch.cat([F.pad(r.targets, (0, 0, 0, max(terms) - t)).expand(n, -1, -1)
                           for r, n, t in zip(requests, sizes, terms)])
         views = None if self.scorer.views == 1 else torch.cat([r.views for r in requests])
+        return z, text, views
+
+    @torch.inference_mode()
+    def _cos_sims(self, requests: list[Request]) -> list[Scores]:
+        """Every request's cos_sims (and realness), from one pass over all their latents in chunks
+        of `batch_size` images; each image is scored against its own run's prompt."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            empty = None if self.realness is None else np.empty(0)
+            return [Scores(np.empty((0, len(r.targets))), empty) for r in requests]
+        sims, realness = self._retrying(self._score, *self._inputs(requests))
+        per_request = _split(sims, requests)
+        if realness is None:
+            return [Scores(s) for s in per_request]
+        splits = np.cumsum(sizes)[:-1]
+        return [Scores(s, r) for s, r in zip(per_request, np.split(realness.double().cpu().numpy(), splits))]
+
+    def _cos_sims_with_gradient(self, requests: list[Request]) -> list[Scores]:
+        """As `_cos_sims`, with each cos_sim's gradient with respect to its latent."""
+        sizes = [len(r.latents) for r in requests]
+        if not sum(sizes):
+            return [Scores(np.empty((0, len(r.targets))), gradient=np.empty((0, len(r.targets),
+                                                                              self.generator.latent_dim)))
+                    for r in requests]
+        sims, grads = self._retrying(self._score_with_gradient, *self._inputs(requests))
+        return [Scores(s, gradient=g) for s, g in zip(_split(sims, requests), _split(grads, requests))]
+
+    def _retrying(self, score, *inputs):
+        """`score(*inputs)`; a chunk that runs out of GPU memory is retried in halves, and the
+        size that fits is kept."""
         while True:
             try:
-                sims = self._score(z, text, views)
-                break
+                return score(*inputs)
             except torch.cuda.OutOfMemoryError:
                 if self.batch_size == 1:
                     raise ConfigError("out of GPU memory with one latent per forward pass; use precision=fp16, "
                                       "a smaller generator or device=cpu") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 torch.cuda.empty_cache()
-        shares = np.split(sims.double().cpu().numpy(), np.cumsum(sizes)[:-1])
-        return [share[:, :t] for share, t in zip(shares, terms)]
 
-    def _score(self, z: torch.Tensor, text: torch.Tensor, views: torch.Tensor | None) -> torch.Tensor:
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        """Chunks of at most batch_size images (views included), of near-equal sizes: no small
+        remainder, whose convolutions could take another kernel than the runs' alone."""
+        bounds = np.linspace(0, n, math.ceil(n * self.scorer.views / self.batch_size) + 1).round().astype(int)
+        return list(zip(bounds[:-1], bounds[1:]))
+
+    def _score(self, z: torch.Tensor, text: torch.Tensor,
+               views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         k = self.scorer.views
-        # chunks of at most batch_size images (views included), of near-equal sizes: no small
-        # remainder, whose convolutions could take another kernel than the runs' alone
-        bounds = np.linspace(0, len(z), math.ceil(len(z) * k / self.batch_size) + 1).round().astype(int)
-        sims = []
-        for start, stop in zip(bounds[:-1], bounds[1:]):
+        sims, realness = [], []
+        for start, stop in self._chunks(len(z)):
             images = self.generator(z[start:stop])
             params = None if views is None else views[start * k : stop * k]
             embedded = self.scorer.embed_images(self.scorer.apply_views(images, params))
@@ -146,4 +200,32 @@ class Models:
             # cos_sims do not depend on how many terms its run or pack has
             sims.append(torch.stack([(embedded * rows[:, t]).sum(1).view(-1, k).mean(1)
                                      for t in range(rows.shape[1])], dim=1))
-        return torch.cat(sims)
+            if self.realness is not None:
+                realness.append(self.realness(images))  # the same images, judged as they are
+        return torch.cat(sims), torch.cat(realness) if realness else None
+
+    def _score_with_gradient(self, z: torch.Tensor, text: torch.Tensor,
+                             views: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos_sims and d cos_sim / d latent by autograd, a backward pass per chunk and target
+        (`_score`'s chunks, so memory holds one chunk's graph): each image depends on its own
+        latent alone (the networks are in eval mode), so the gradient of a chunk's sum is every
+        latent's own."""
+        k = self.scorer.views
+        # the prompt's embedding was made in inference mode, whose tensors autograd cannot save
+        text = text.clone()
+        sims, grads = [], []
+        for start, stop in self._chunks(len(z)):
+            latents = z[start:stop].clone().requires_grad_(True)
+            params = None if views is None else views[start * k : stop * k]
+            chunk, _ = self._score(latents, text[start:stop], params)
+            terms = chunk.shape[1]
+            grads.append(torch.stack([torch.autograd.grad(chunk[:, t].sum(), latents, retain_graph=t < terms - 1)[0]
+                                      for t in range(terms)], dim=1))
+            sims.append(chunk.detach())
+        return torch.cat(sims), torch.cat(grads)
+
+
+def _split(values: torch.Tensor, requests: list[Request]) -> list[np.ndarray]:
+    """Each request's rows of a pass's (N, T_max, ...) values, less its padding terms."""
+    shares = np.split(values.double().cpu().numpy(), np.cumsum([len(r.latents) for r in requests])[:-1])
+    return [share[:, : len(r.targets)] for share, r in zip(shares, requests)]

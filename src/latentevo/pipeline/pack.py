@@ -114,13 +114,13 @@ class Pack:
                     self._suspend()
                 asked = self._each(lambda i, run: run.ask())
                 try:
-                    sims = dict(zip(asked, models.fitness(list(asked.values()))))
+                    scores = dict(zip(asked, models.scores(list(asked.values()))))
                 except Exception as err:  # the shared forward pass: every run asked fails with it
                     for i in asked:
                         run = self.live.pop(i)
                         self._failed(i, run.spec, err, run)
                     continue
-                told = self._each(lambda i, run: run.tell(sims[i]), among=asked)
+                told = self._each(lambda i, run: run.tell(scores[i]), among=asked)
                 self.best = max([self.best, *(gen.best_cos_sim for gen in told.values())])
                 for i in told:
                     if self.live[i].done:

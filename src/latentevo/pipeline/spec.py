@@ -18,10 +18,11 @@ from ..callbacks import SWEEP_SIZE_ENV
 from ..errors import ConfigError
 from ..evaluation.evaluate import evaluation_prompt
 from ..search import min_pop_size
+from .objectives import check_objectives
 
 DEVICES = ("auto", "cpu", "cuda")
 #: top-level keys that say how the shared models run; a pack's runs agree on all of them
-MODEL_KEYS = ("generator", "clip", "augment", "device", "threads", "batch_size", "weights")
+MODEL_KEYS = ("generator", "clip", "augment", "realness", "device", "threads", "batch_size", "weights")
 #: per-run settings inside the model groups (the augmented views' random stream)
 PER_RUN_MODEL_KEYS = {"augment": ("seed",)}
 # Bytes one individual takes in pymoo (its object, X, F, copies in offspring and survival),
@@ -114,6 +115,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"pop_size={cfg.pop_size} is too small for {algorithm_cls.__name__}; "
                           f"it needs pop_size >= {needed}")
     check_population_fits(cfg.pop_size, cfg.generator.get("latent_dim"))
+    check_objectives(cfg)
 
 
 def check_population_fits(pop_size: int, latent_dim: int | None) -> None:

@@ -3,18 +3,27 @@ each term's cos_sim of the best image is logged as `term<i>_cos_sim`."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
 
 from ..prompts import Prompt
 from ..search import Generation
+from .models import Scores
 
 
 def combine(term_sims: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """(n, T) cos_sims to the terms -> (n,) fitness, their weighted sum (a plain prompt's one
     term of weight 1: its cos_sim, exactly)."""
     return term_sims @ weights
+
+
+def combine_scores(scores: Scores, weights: np.ndarray) -> Scores:
+    """The models' per-term scores as the run's: `cos_sim` its fitness, `gradient` (n, latent_dim)
+    the fitness's."""
+    gradient = None if scores.gradient is None else np.einsum("ntd,t->nd", scores.gradient, weights)
+    return dataclasses.replace(scores, cos_sim=combine(scores.terms, weights), gradient=gradient)
 
 
 def term_metric(i: int) -> str:

@@ -1,9 +1,16 @@
-"""pymoo algorithms whose constructors need plumbing to start from the generator's prior."""
+"""pymoo algorithms whose constructors need plumbing to start from the generator's prior, or
+that carry how a run picks its result."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
 from pymoo.algorithms.soo.nonconvex.cmaes import CMAES as PymooCMAES
 from pymoo.core.sampling import Sampling
+
+from .front import pick
 
 
 class CMAES(PymooCMAES):
@@ -19,3 +26,15 @@ class CMAES(PymooCMAES):
         super()._setup(problem, **kwargs)
         # cma reads seed 0 as "seed from the clock": shifted, every seed (0 included) reproduces
         self.options["seed"] = self.seed + 1
+
+
+class NSGA2(PymooNSGA2):
+    """pymoo's NSGA-II, with the pseudo-weights (one per objective, summing to 1) by which a run
+    picks the one point of its front it reports as its best."""
+
+    def __init__(self, pick_weights: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.pick_weights = np.asarray(pick_weights, dtype=float)
+
+    def pick(self, f: np.ndarray) -> int:
+        return pick(f, self.pick_weights)

@@ -14,6 +14,7 @@ from pymoo.algorithms.soo.nonconvex.de import DE
 from pymoo.core.algorithm import Algorithm
 from pymoo.core.population import Population
 
+from .front import non_dominated, pick
 from .problem import LatentProblem
 
 # DE/x/1 builds a mutant from a base and the difference of two others, all distinct from the
@@ -25,20 +26,38 @@ def min_pop_size(algorithm_cls: type[Algorithm]) -> int:
     return next((n for cls, n in MIN_POP_SIZE.items() if issubclass(algorithm_cls, cls)), 2)
 
 
+def multi_objective(algorithm_cls: type[Algorithm]) -> bool:
+    """Whether the algorithm is one of pymoo's multi-objective ones (NSGA-II, ...)."""
+    return any(cls.__module__.startswith("pymoo.algorithms.moo.") for cls in algorithm_cls.__mro__)
+
+
 @dataclass(frozen=True)
 class Generation:
-    """What the algorithm holds after one generation (index 0 = the initial population)."""
+    """What the algorithm holds after one generation (index 0 = the initial population). With
+    several objectives the best is the point of the population's front the algorithm picks."""
 
     index: int
     latents: np.ndarray  # (P, n_var) the population carried forward
     cos_sim: np.ndarray  # (P,)
-    best_latent: np.ndarray  # (n_var,) best found so far
+    best_latent: np.ndarray  # (n_var,) best found so far, or the front's pick
     best_cos_sim: float
     n_evals: int
+    objectives: np.ndarray | None = None  # (P, n_obj) values minimised (several objectives only)
+    front: np.ndarray | None = None  # indices of the population's non-dominated points
+
+
+def pick_of(algorithm: Algorithm):
+    """How the algorithm picks one point of a front: its own `pick`, else equal pseudo-weights."""
+    return getattr(algorithm, "pick", None) or (lambda f: pick(f, np.full(f.shape[1], 1 / f.shape[1])))
 
 
 def snapshot(algorithm: Algorithm, index: int) -> Generation:
     latents, f = algorithm.pop.get("X", "F")
+    n_evals = algorithm.evaluator.n_eval
+    if f.shape[1] > 1:
+        front = non_dominated(f)
+        best = front[pick_of(algorithm)(f[front])]
+        return Generation(index, latents, -f[:, 0], latents[best], float(-f[best, 0]), n_evals, f, front)
     best = algorithm.opt[0]
     return Generation(
         index=index,
@@ -46,7 +65,7 @@ def snapshot(algorithm: Algorithm, index: int) -> Generation:
         cos_sim=-f[:, 0],
         best_latent=best.X,
         best_cos_sim=float(-best.F[0]),
-        n_evals=algorithm.evaluator.n_eval,
+        n_evals=n_evals,
     )
 
 
@@ -76,6 +95,11 @@ def tell(algorithm: Algorithm, infills: Population) -> Generation:
     algorithm.tell(infills=infills)
     # pymoo counts generations from 1 and has moved on to the next one
     return snapshot(algorithm, algorithm.n_iter - 2)
+
+
+def needs_gradient(algorithm: Algorithm) -> bool:
+    """Whether the algorithm's evaluations include dF, the gradient of the fitness."""
+    return "dF" in algorithm.evaluator.evaluate_values_of
 
 
 def state_is_picklable(algorithm: Algorithm) -> bool:

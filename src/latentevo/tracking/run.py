@@ -5,6 +5,7 @@ Ctrl-C or SIGTERM)."""
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ import requests
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
 from .store import TrackingError
@@ -25,6 +27,9 @@ MAX_BATCH_METRICS = 1000
 MAX_BATCH_PARAMS = 100
 #: a metric point as checkpoints keep it: key, value, timestamp (ms), step
 MetricPoint = tuple[str, float, int, int]
+#: where MlflowClient.log_image(key=, step=) puts a time-stepped image (beside a +compressed.webp
+#: preview): the run page's image chart, with a step slider, shows them
+STEPPED_IMAGE = re.compile(r"images/(?P<key>[^/]+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png")
 
 
 class TrackingLost(TrackingError):
@@ -45,7 +50,7 @@ class RunLogger:
     """Logs into one run; metrics are buffered and sent in batches."""
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 2.0,
-                 logged: set[tuple[str, int]] | None = None):
+                 logged: set[tuple[str, int]] | None = None, logged_images: set[tuple[str, int]] | None = None):
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
         self._metrics: list[Metric] = []
         self._last_flush = time.monotonic()
@@ -53,6 +58,7 @@ class RunLogger:
         # hands back its unsent metrics, and which may replay generations) logs each point once
         self._logged = logged or set()
         self._queued: set[tuple[str, int]] = set()
+        self._logged_images = logged_images or set()  # (key, step) of time-stepped images, likewise
 
     def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> None:
         entries = [Param(k, str(v)) for k, v in params.items()]
@@ -93,6 +99,39 @@ class RunLogger:
         with _store_call(self.client, f"logging {artifact_file}"):
             self.client.log_image(self.run_id, image, artifact_file=artifact_file)
 
+    def log_stepped_image(self, image: np.ndarray, key: str, step: int) -> None:
+        """(H, W, 3) uint8 image at `step` of the run's image chart `key`, once per step."""
+        if (key, step) in self._logged_images:
+            return
+        with _store_call(self.client, f"logging image {key} of step {step}"):
+            self.client.log_image(self.run_id, image, key=key, step=step, synchronous=True)
+        self._logged_images.add((key, step))
+
+    def stepped_images(self, key: str) -> dict[int, str]:
+        """Artifact path of each step's image of chart `key` in the store."""
+        with _store_call(self.client, "listing images"):
+            return {step: path for (k, step), path in stepped_images(self.client, self.run_id).items() if k == key}
+
+    def artifact_paths(self, folder: str) -> list[str]:
+        """Paths of the files in an artifact folder of the run."""
+        with _store_call(self.client, f"listing {folder}"):
+            return [a.path for a in self.client.list_artifacts(self.run_id, folder) if not a.is_dir]
+
+    def read_image(self, artifact_path: str) -> np.ndarray:
+        """An image artifact as an (H, W, 3) uint8 array."""
+        with tempfile.TemporaryDirectory() as tmp, _store_call(self.client, f"reading {artifact_path}"):
+            with Image.open(self.client.download_artifacts(self.run_id, artifact_path, tmp)) as image:
+                return np.asarray(image.convert("RGB"))
+
+    def log_gif(self, frames: list[np.ndarray], name: str, frame_ms: int) -> None:
+        """(H, W, 3) uint8 frames as an animated GIF artifact, `name`, at the artifact root, looping."""
+        images = [Image.fromarray(frame) for frame in frames]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+            with _store_call(self.client, f"logging {name}"):
+                self.client.log_artifact(self.run_id, str(path))
+
     def log_text(self, text: str, artifact_file: str) -> None:
         with _store_call(self.client, f"logging {artifact_file}"):
             self.client.log_text(self.run_id, text, artifact_file)
@@ -118,6 +157,17 @@ def logged_points(client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
     return {(key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
 
 
+def stepped_images(client: MlflowClient, run_id: str) -> dict[tuple[str, int], str]:
+    """Artifact path of each (key, step) time-stepped image of the run (the first, should a step
+    have two)."""
+    found: dict[tuple[str, int], str] = {}
+    for artifact in sorted(client.list_artifacts(run_id, "images"), key=lambda a: a.path):
+        match = STEPPED_IMAGE.fullmatch(artifact.path)
+        if match:
+            found.setdefault((match["key"], int(match["step"])), artifact.path)
+    return found
+
+
 @contextlib.contextmanager
 def tracked_run(
     client: MlflowClient,
@@ -132,7 +182,8 @@ def tracked_run(
         logger = RunLogger(client, run.info.run_id)
     else:
         client.update_run(resume_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        logger = RunLogger(client, resume_run_id, logged=logged_points(client, resume_run_id))
+        logger = RunLogger(client, resume_run_id, logged=logged_points(client, resume_run_id),
+                           logged_images=set(stepped_images(client, resume_run_id)))
     status = RunStatus.FAILED
     try:
         yield logger

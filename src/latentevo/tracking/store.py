@@ -20,10 +20,16 @@ from ..paths import PROJECT_DIR
 
 # Parallel jobs share one SQLite file; each waits this long for a write lock.
 SQLITE_BUSY_TIMEOUT_S = 60
+# MLflow 3's UI opens an experiment without this tag on a GenAI (traces) overview; with it, on
+# its runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
-# Schema migration and store chatter would bury the progress bars.
+# Schema migration and store chatter would bury the progress bars, as would MLflow's own bar
+# for each artifact a run reads back (its GIFs' frames).
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 class TrackingError(LatentevoError):
@@ -92,16 +98,18 @@ def open_experiment(experiment_name: str, uri: str | None = None) -> tuple[Mlflo
             # a client creates (or migrates) the store's tables when it is made
             client = MlflowClient(tracking_uri=_with_busy_timeout(uri))
             experiment = client.get_experiment_by_name(experiment_name)
-            if experiment is not None:
-                return client, experiment.experiment_id
-            try:
-                return client, client.create_experiment(experiment_name, _artifact_location(uri, experiment_name))
-            except MlflowException:
-                # Another job (on a tracking server) created it first.
-                experiment = client.get_experiment_by_name(experiment_name)
-                if experiment is None:
-                    raise
-                return client, experiment.experiment_id
+            if experiment is None:
+                try:
+                    return client, client.create_experiment(experiment_name, _artifact_location(uri, experiment_name),
+                                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+                except MlflowException:
+                    # Another job (on a tracking server) created it first.
+                    experiment = client.get_experiment_by_name(experiment_name)
+                    if experiment is None:
+                        raise
+            if EXPERIMENT_KIND_TAG not in experiment.tags:  # made before the project set it
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            return client, experiment.experiment_id
     except (MlflowException, SQLAlchemyError, OSError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TrackingError(f"cannot use MLflow tracking store {uri}: {first_line}") from err

@@ -1,9 +1,9 @@
 """The training driver behind `python train.py`: every model the project trains (the mini-CLIP,
-the shapes classifier, the DCGAN, E-GAN, VAE, FaceGen's realness CNN) is a trainer this loop
-steps, with one cadence (metrics every `log_every` iterations, an evaluation every `eval_every`,
-a sample grid every `sample_every`), one MLflow run (`jobs.tracked`: FINISHED, FAILED or KILLED),
-checkpoints every `checkpoint_every` iterations from which the same command resumes, and one
-weight writer (`models.weights.save_weights`).
+the shapes classifier, the DCGAN, E-GAN, VAE, FaceGen's realness CNN, the DCGAN's realness
+critic) is a trainer this loop steps, with one cadence (metrics every `log_every` iterations, an
+evaluation every `eval_every`, a sample grid every `sample_every`), one MLflow run
+(`jobs.tracked`: FINISHED, FAILED or KILLED), checkpoints every `checkpoint_every` iterations
+from which the same command resumes, and one weight writer (`models.weights.save_weights`).
 
 A trainer has `step() -> metrics` (floats or tensors, read only when logged), `network()` (the
 module to save), `architecture()` (the JSON that rebuilds it) and `state()` / `load_state()` (all
@@ -34,6 +34,7 @@ from ..search import CheckpointError
 from ..tracking import RunLogger, open_experiment, tracking_uri
 from .classifier import ClassifierTrainConfig, ClassifierTrainer
 from .clip import ClipTrainConfig, ClipTrainer
+from .critic import CriticConfig, CriticTrainer
 from .data import ImageSource, image_source
 from .gan import DCGANTrainer, EGANTrainer, GANConfig
 from .jobs import check_positive, exit_one_line, finished_run, job_identity, tracked
@@ -63,6 +64,8 @@ def trainer_for(cfg: DictConfig, source: ImageSource, g: torch.Generator, device
         return VAETrainer(VAEConfig(**m), source, g)
     if name == "realness":
         return RealnessTrainer(RealnessConfig(**m), source, g)
+    if name == "critic":
+        return CriticTrainer(CriticConfig(**m), source, g)
     if name == "clip":
         return ClipTrainer(ClipTrainConfig(**m), g)
     if name == "classifier":

@@ -42,7 +42,8 @@ def exit_one_line(task: Callable[[DictConfig], object]) -> Callable[[DictConfig]
 def loaded_files(cfg: DictConfig) -> list[Path]:
     """The weight files a train.py or pixel_ga.py job loads outside its config's models: the
     quality classifier (from `quality.world_dir`, relative to the project like every path in the
-    config), FID's Inception (when it is there), FaceGen's realness CNN."""
+    config), FID's Inception (when it is there), FaceGen's realness CNN, the generator a critic is
+    fitted to."""
     quality = cfg.get("quality") or {}
     world = resolve(quality["world_dir"]) if quality.get("world_dir") else WORLD_DIR
     files = world_files("classifier", world) if quality.get("classifier") else []
@@ -50,6 +51,9 @@ def loaded_files(cfg: DictConfig) -> list[Path]:
         files.append(weights_dir(quality.get("weights")) / INCEPTION_FILE)
     if cfg.get("fitness") == "realness":
         files += network_files(cfg.realness)
+    if OmegaConf.select(cfg, "model.name") == "critic":
+        generator_dir = cfg.model.generator_dir
+        files += world_files("dcgan", resolve(generator_dir) if generator_dir else WORLD_DIR)
     return files
 
 
