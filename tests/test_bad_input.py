@@ -60,7 +60,7 @@ def output_dir_blocked(tmp_path, uri, args):
 
 def checkpoint_dir_blocked(tmp_path, uri, args):
     (tmp_path / "blocked").write_text("in the way")
-    return ["checkpoint_dir=" + str(tmp_path / "blocked" / "checkpoints")]
+    return ["paths.checkpoints=" + str(tmp_path / "blocked" / "checkpoints")]
 
 
 def missing_weights(tmp_path, uri, args):
@@ -176,8 +176,8 @@ CASES = {
     "a sweep to Slurm without sbatch": Case(["-m", "hydra/launcher=slurm"], "needs Slurm's sbatch on PATH, and there "
                                             "is none here", env={"PATH": "/nonexistent"}),
     "shared checkpoint directory missing": Case(["-m", "hydra/launcher=submitit_local",
-                                                 "checkpoint_dir=/nonexistent/shared/checkpoints"],
-                                                "checkpoint_dir /nonexistent/shared/checkpoints does not exist; "
+                                                 "paths.checkpoints=/nonexistent/shared/checkpoints"],
+                                                "paths.checkpoints /nonexistent/shared/checkpoints does not exist; "
                                                 "create it on a disk that every node reads"),
     "tracking server unreachable, a sweep to a cluster": Case(["-m", "hydra/launcher=submitit_local"],
                                                               "cannot reach MLflow tracking server http://127.0.0.1:9",

@@ -79,7 +79,7 @@ def database(directory: Path, pg_port: int) -> sqlalchemy.Engine:
 def sweep_args(tmp_path: Path, experiment: str, *extra: str) -> list[str]:
     (tmp_path / "checkpoints").mkdir(exist_ok=True)  # the shared directory, there before the sweep
     return ["-m", "algo=ga,de", "seed=0", "pop_size=16", f"generations={GENERATIONS}", "checkpoint_every=4",
-            f"experiment_name={experiment}", f"checkpoint_dir={tmp_path / 'checkpoints'}", *MECHANICS_CLIP, *extra]
+            f"experiment_name={experiment}", f"paths.checkpoints={tmp_path / 'checkpoints'}", *MECHANICS_CLIP, *extra]
 
 
 def env(delay: float = 0) -> dict[str, str]:
@@ -89,8 +89,8 @@ def env(delay: float = 0) -> dict[str, str]:
 def reference(uri: str, tmp_path: Path, experiment: str) -> dict[str, dict]:
     """The same two jobs, uninterrupted, in one local pack."""
     (tmp_path / "ref_checkpoints").mkdir()
-    args = [a for a in sweep_args(tmp_path, experiment + "_ref", SLOW) if not a.startswith("checkpoint_dir=")]
-    result = run_cli([*args, f"checkpoint_dir={tmp_path / 'ref_checkpoints'}", "hydra.launcher.workers=1"], uri,
+    args = [a for a in sweep_args(tmp_path, experiment + "_ref", SLOW) if not a.startswith("paths.checkpoints=")]
+    result = run_cli([*args, f"paths.checkpoints={tmp_path / 'ref_checkpoints'}", "hydra.launcher.workers=1"], uri,
                      tmp_path / "ref", env=env())
     assert result.returncode == 0, result.stderr[-2000:]
     return all_histories(uri, experiment + "_ref")
@@ -102,7 +102,7 @@ def all_histories(uri: str, experiment: str) -> dict[str, dict]:
 
 
 def in_order(found: dict[str, dict]) -> list[dict]:
-    """The histories by run name (algo=de,... before algo=ga,...); names differ in checkpoint_dir."""
+    """The histories by run name (algo=de,... before algo=ga,...); names differ in paths.checkpoints."""
     return [found[name] for name in sorted(found)]
 
 

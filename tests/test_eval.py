@@ -245,7 +245,7 @@ def test_evaluation_prompt_is_the_template_with_the_class_and_needs_one():
 
 @pytest.mark.parametrize("args, message", [
     (["evaluation=shapes_shape", "evaluation.target=hexagon"], "evaluation.target='hexagon' is not one of"),
-    (["evaluation=cifar10", "evaluation.target=cat", "weights=/nonexistent"], "no weights for CIFAR-10 CNN"),
+    (["evaluation=cifar10", "evaluation.target=cat", "paths.weights=/nonexistent"], "no weights for CIFAR-10 CNN"),
 ])
 def test_bad_evaluation_config_is_one_line_and_leaves_no_run(store, tmp_path, args, message):
     result = run_cli([*args, "experiment_name=eval_bad", "generations=2", "pop_size=8", *MECHANICS_CLIP],

@@ -29,7 +29,7 @@ def gan_config(name: str, *overrides: str):
 
 
 @pytest.mark.parametrize("setting", ["threads=4", "threads=null", "device=cpu", "batch_size=8", "checkpoint_every=0",
-                                     "checkpoint_dir=/tmp/elsewhere", "resume=false", "weights=/tmp/elsewhere"])
+                                     "paths.checkpoints=/tmp/elsewhere", "resume=false", "paths.weights=/tmp/elsewhere"])
 def test_how_a_run_py_job_runs_is_not_part_of_its_identity(setting):
     assert identity_of(setting) == identity_of()
 
@@ -53,11 +53,11 @@ def test_a_weight_files_contents_are_the_identity_not_its_directory(tmp_path):
         directory.mkdir()
         (directory / "biggan-deep-128-pytorch_model.bin").write_bytes(content)
     job = ["generator=biggan_deep_128", "generator.class_name=church"]
-    assert identity_of(*job, f"weights={first}") == identity_of(*job, f"weights={second}")
+    assert identity_of(*job, f"paths.weights={first}") == identity_of(*job, f"paths.weights={second}")
     (second / "biggan-deep-128-pytorch_model.bin").write_bytes(b"weights two, retrained")
-    assert identity_of(*job, f"weights={first}") != identity_of(*job, f"weights={second}")
-    missing = identity_of(*job, f"weights={tmp_path / 'none'}")
-    assert missing not in {identity_of(*job, f"weights={d}") for d in (first, second)}
+    assert identity_of(*job, f"paths.weights={first}") != identity_of(*job, f"paths.weights={second}")
+    missing = identity_of(*job, f"paths.weights={tmp_path / 'none'}")
+    assert missing not in {identity_of(*job, f"paths.weights={d}") for d in (first, second)}
 
 
 def test_a_trained_generators_new_weights_are_a_new_job(tmp_path):

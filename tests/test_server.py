@@ -33,7 +33,7 @@ def run_args(tmp_path: Path, experiment: str, *extra: str) -> list[str]:
     # a checkpoint every 2 generations: the runs killed at generation 4 or 3 have one to resume from
     return [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", "checkpoint_every=2",
             f"experiment_name={experiment}",
-            f"checkpoint_dir={tmp_path / 'checkpoints'}", *MECHANICS_CLIP, *extra]
+            f"paths.checkpoints={tmp_path / 'checkpoints'}", *MECHANICS_CLIP, *extra]
 
 
 def env(delay: float = 0, **more: str) -> dict[str, str]:

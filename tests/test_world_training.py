@@ -228,7 +228,7 @@ def resumable(tmp_path, name: str, *extra: str):
     return compose_train(["model=dcgan", "model.iterations=6", "model.batch_size=8", "model.ngf=8", "model.ndf=8",
                           "model.upsample=resize", "model.classes=[shape,colour]", "model.ema=0.5", "eval_every=3",
                           "eval_samples=32", "final_samples=32", "sample_every=3", "checkpoint_every=2",
-                          f"save={tmp_path}/{name}.safetensors", f"checkpoint_dir={tmp_path}/ckpt",
+                          f"save={tmp_path}/{name}.safetensors", f"paths.checkpoints={tmp_path}/ckpt",
                           f"experiment_name=resume_{name}", *extra])
 
 

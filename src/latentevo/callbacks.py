@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from .cli import terminate_as_interrupt
 from .errors import LatentevoError
-from .tracking import open_experiment
+from .tracking import open_experiment, tracking_uri
 
 #: how many jobs the current sweep has, for the jobs' progress bars ("job 3/100")
 SWEEP_SIZE_ENV = "LATENTEVO_SWEEP_SIZE"
@@ -33,7 +33,7 @@ class PrepareSweep(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         try:
-            open_experiment(config.experiment_name)
+            open_experiment(config.experiment_name, tracking_uri(config.paths.store))
         except LatentevoError as err:
             # Hydra turns a callback's exceptions into warnings and would start every job.
             print(f"error: {err}", file=sys.stderr)

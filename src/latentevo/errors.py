@@ -28,4 +28,4 @@ def storage_error(err: OSError) -> StorageError:
         return StorageError(f"no space left writing {where} ({err.strerror}); free disk space, then run the same "
                             "command again: it resumes from its last checkpoint")
     return StorageError(f"cannot write {where} ({err.strerror}); choose a writable directory (hydra.run.dir=..., "
-                        "checkpoint_dir=...) or fix its permissions")
+                        "paths.checkpoints=...) or fix its permissions")

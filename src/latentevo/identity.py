@@ -12,10 +12,12 @@ Not part of a job's identity (`NOT_IDENTITY`, top-level keys; `weights` at any d
   (docs/packs.md); with several threads or on a GPU they change the rounding, not what is
   computed, as does the pack a job happens to run in. (A model's own `batch_size`, train.py's
   `model.batch_size`, is a training setting and part of the identity.)
-- `checkpoint_every`, `checkpoint_dir`, `resume`, `skip_finished`: how a job survives an
-  interruption, and whether a finished one runs again.
-- `weights`: the directory weight files are read from. The files' contents count instead: the
-  same files elsewhere are the same job, a replaced file makes a new one.
+- `checkpoint_every`, `resume`, `skip_finished`: how a job survives an interruption, and
+  whether a finished one runs again.
+- `paths` (conf/paths/: the tracking store, checkpoint, weights and Hydra's directories), train.py's
+  `save` and pixel_ga.py's `realness`: where a job's files are. A weight file's contents count
+  instead: the same files elsewhere are the same job, a replaced file makes a new one.
+- `weights`, at any depth: a weights directory (a model's, the quality's Inception), as above.
 - `image_prompt` and `image_prompt_weight` while `image_prompt` is null (`UNSET_NOT_IDENTITY`),
   so that text-only jobs keep the identity they had before image prompts. An image prompt's file
   counts by its path and its contents (sha256), as a weight file does.
@@ -49,7 +51,8 @@ if TYPE_CHECKING:  # the models mark their builders with this module, and need n
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-NOT_IDENTITY = ("threads", "device", "batch_size", "checkpoint_every", "checkpoint_dir", "resume", "skip_finished")
+NOT_IDENTITY = ("threads", "device", "batch_size", "checkpoint_every", "resume", "skip_finished", "paths", "save",
+                "realness")
 #: top-level keys left out while the key they belong to is null: a job without an image prompt
 #: keeps the identity it had before image prompts existed
 UNSET_NOT_IDENTITY = {"image_prompt": ("image_prompt", "image_prompt_weight")}

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from .errors import LatentevoError
 from .identity import job_identity
-from .paths import PROJECT_DIR
+from .paths import PROJECT_DIR, resolve
 from .prompts import image_file
 from .search import CheckpointError, load_checkpoint, save_checkpoint
 
@@ -29,10 +29,10 @@ def _slug(text: str) -> str:
 
 
 def checkpoint_root(configured: str | None, uri: str) -> Path:
-    """`checkpoint_dir` if set; else beside a SQLite store's database (and its artifacts), or
+    """`paths.checkpoints` if set; else beside a SQLite store's database (and its artifacts), or
     under the project's checkpoints/ per tracking server."""
     if configured:
-        return Path(configured).expanduser().resolve()
+        return resolve(configured).resolve()
     if uri.startswith("sqlite:///"):
         return Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / "checkpoints"
     return PROJECT_DIR / "checkpoints" / _slug(urlparse(uri).netloc or uri)
@@ -48,7 +48,7 @@ class Job:
         """The job of a run.py config, as `RunSpec.of` resolved it."""
         image = image_file(cfg.get("image_prompt"))  # an image prompt's contents, as weights count
         identity = job_identity(cfg, [image] if image else [])
-        root = checkpoint_root(cfg.checkpoint_dir, uri)
+        root = checkpoint_root(cfg.paths.checkpoints, uri)
         return cls(identity, root / _slug(cfg.experiment_name) / f"{identity}.ckpt")
 
     @contextlib.contextmanager

@@ -80,7 +80,7 @@ def checkpoint_roots(jobs: Sequence[DictConfig]) -> list[str]:
     from latentevo.resume import checkpoint_root
     from latentevo.tracking import tracking_uri
 
-    return sorted({str(checkpoint_root(job.checkpoint_dir, tracking_uri())) for job in jobs})
+    return sorted({str(checkpoint_root(job.paths.checkpoints, tracking_uri(job.paths.store))) for job in jobs})
 
 
 class PackTask(submitit.helpers.Checkpointable):
@@ -96,7 +96,7 @@ class PackTask(submitit.helpers.Checkpointable):
         missing = [root for root in checkpoints if not Path(root).is_dir()]
         if missing:
             raise LatentevoError(f"checkpoint directory {missing[0]} is missing on node {socket.gethostname()}: "
-                                 "checkpoints must live on a disk every node reads (checkpoint_dir=...)")
+                                 "checkpoints must live on a disk every node reads (paths.checkpoints=...)")
         signum = signal.Signals["SIG" + submitit.JobEnvironment.USR_SIG]
         asked = threading.Event()
         requeue = signal.signal(signum, lambda *_: asked.set())
@@ -150,7 +150,7 @@ class SlurmLauncher(PackedLauncher):
         from latentevo.identity import finished_run, job_identity
         from latentevo.pipeline import RunSpec
         from latentevo.pipeline.pack import skipped_line
-        from latentevo.tracking import open_experiment
+        from latentevo.tracking import open_experiment, tracking_uri
 
         experiments, skipped = {}, {}
         for job in jobs:
@@ -162,9 +162,10 @@ class SlurmLauncher(PackedLauncher):
                 spec = RunSpec.of(task, job.hydra.job.override_dirname or "defaults")
             except LatentevoError:  # its pack says why, with the job's name
                 continue
-            if task.experiment_name not in experiments:
-                experiments[task.experiment_name] = open_experiment(task.experiment_name)
-            client, experiment_id = experiments[task.experiment_name]
+            store = (tracking_uri(task.paths.store), task.experiment_name)
+            if store not in experiments:
+                experiments[store] = open_experiment(task.experiment_name, store[0])
+            client, experiment_id = experiments[store]
             done = finished_run(client, experiment_id, job_identity(spec.cfg))
             if done is not None:
                 label = f"job {job.hydra.job.num + 1}/{self.sweep_size} "
@@ -180,9 +181,9 @@ class SlurmLauncher(PackedLauncher):
         roots = checkpoint_roots([job for pack in packs for job in pack])
         for root in roots:
             if not Path(root).is_dir():
-                configured = any(job.checkpoint_dir for pack in packs for job in pack)
+                configured = any(job.paths.checkpoints for pack in packs for job in pack)
                 if configured:
-                    raise ConfigError(f"checkpoint_dir {root} does not exist; create it on a disk that every node "
+                    raise ConfigError(f"paths.checkpoints {root} does not exist; create it on a disk that every node "
                                       "reads (the runs' checkpoints go there)")
                 Path(root).mkdir(parents=True)
         executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster,

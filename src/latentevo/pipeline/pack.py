@@ -80,19 +80,19 @@ class Pack:
         return self._in_order()
 
     def _open_all(self, models: Models) -> None:
-        uri, experiments = tracking_uri(), {}
+        experiments = {}
         tags = provenance_tags() | {"device": str(models.device), "mlflow.source.name": "run.py"}
         for i, spec in enumerate(self.specs):
             try:
-                name = spec.cfg.experiment_name
-                if name not in experiments:
-                    experiments[name] = open_experiment(name)
-                opened = PackedRun.open(spec, models, *experiments[name], uri, tags)
+                uri, name = tracking_uri(spec.cfg.paths.store), spec.cfg.experiment_name
+                if (uri, name) not in experiments:
+                    experiments[uri, name] = open_experiment(name, uri)
+                opened = PackedRun.open(spec, models, *experiments[uri, name], uri, tags)
             except Exception as err:
                 self._failed(i, spec, err)
                 continue
             if isinstance(opened, str):
-                self.outcomes[i] = Outcome(spec, "SKIPPED", opened, self._finished_best(experiments[name][0], opened))
+                self.outcomes[i] = Outcome(spec, "SKIPPED", opened, self._finished_best(experiments[uri, name][0], opened))
                 tqdm.write(skipped_line(spec.prefix, spec.name, opened))
             else:
                 self.live[i] = opened

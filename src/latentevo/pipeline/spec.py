@@ -22,7 +22,7 @@ from .objectives import check_objectives
 
 DEVICES = ("auto", "cpu", "cuda")
 #: top-level keys that say how the shared models run; a pack's runs agree on all of them
-MODEL_KEYS = ("generator", "clip", "augment", "realness", "device", "threads", "batch_size", "weights")
+MODEL_KEYS = ("generator", "clip", "augment", "realness", "device", "threads", "batch_size", "paths")
 #: per-run settings inside the model groups (the augmented views' random stream)
 PER_RUN_MODEL_KEYS = {"augment": ("seed",)}
 # Bytes one individual takes in pymoo (its object, X, F, copies in offspring and survival),

@@ -1,4 +1,4 @@
-"""The tracking store: the project-local SQLite default, `MLFLOW_TRACKING_URI`, experiments."""
+"""The tracking store: `paths.store`, `MLFLOW_TRACKING_URI`, the project-local SQLite default; experiments."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import LatentevoError
-from ..paths import PROJECT_DIR
+from ..paths import PROJECT_DIR, resolve
 
 # Parallel jobs share one SQLite file; each waits this long for a write lock.
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -41,8 +41,16 @@ def default_tracking_uri() -> str:
     return f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
 
 
-def tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+def tracking_uri(store: str | None = None) -> str:
+    """The store `paths.store` names: an MLflow URI, or a directory for its mlflow.db (relative to
+    the project, created if missing); without one $MLFLOW_TRACKING_URI, else the project's mlflow.db."""
+    if not store:
+        return os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    if "://" in store:
+        return store
+    directory = resolve(store)
+    directory.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{directory / 'mlflow.db'}"
 
 
 def _sqlite_path(uri: str) -> Path | None:

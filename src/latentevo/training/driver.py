@@ -97,9 +97,9 @@ def evaluation(cfg: DictConfig, trainer, source: ImageSource) -> tuple[Evaluate 
 
 
 def training_job(cfg: DictConfig) -> Job:
-    """Where this job's checkpoint goes (beside run.py's, `checkpoint_dir`), and its lock."""
+    """Where this job's checkpoint goes (beside run.py's, `paths.checkpoints`), and its lock."""
     digest = job_identity(cfg)
-    return Job(digest, Job.of(cfg, tracking_uri()).checkpoint.parent / f"{digest}.pt")
+    return Job(digest, Job.of(cfg, tracking_uri(cfg.paths.store)).checkpoint.parent / f"{digest}.pt")
 
 
 def save_checkpoint(job: Job, state: dict) -> None:
@@ -125,7 +125,7 @@ def load_checkpoint(job: Job) -> dict | None:
 
 
 def check_run_exists(cfg: DictConfig, state: dict, job: Job) -> None:
-    client, _ = open_experiment(cfg.experiment_name)
+    client, _ = open_experiment(cfg.experiment_name, tracking_uri(cfg.paths.store))
     try:
         client.get_run(state["run_id"])
     except MlflowException:

@@ -19,7 +19,7 @@ from ..models.trained import network_files
 from ..models.weights import WORLD_DIR, world_files
 from ..paths import resolve
 from ..pipeline.spec import run_params
-from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run
+from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run, tracking_uri
 from .quality import INCEPTION_FILE
 
 
@@ -66,7 +66,7 @@ def finished_run(cfg: DictConfig) -> str | None:
     and `make facegen` share their DCGAN, and a second `make` trains nothing."""
     if not cfg.skip_finished:
         return None
-    client, experiment_id = open_experiment(cfg.experiment_name)
+    client, experiment_id = open_experiment(cfg.experiment_name, tracking_uri(cfg.paths.store))
     run = identity.finished_run(client, experiment_id, job_identity(cfg))
     return run.info.run_id if run else None
 
@@ -76,7 +76,7 @@ def tracked(cfg: DictConfig, source_name: str, resume_run_id: str | None = None)
     """A new MLflow run of this job with its config, or the interrupted run `resume_run_id`
     set RUNNING again; FINISHED, FAILED or KILLED when the block ends (`tracking.tracked_run`)."""
     hydra_cfg = HydraConfig.get()
-    client, experiment_id = open_experiment(cfg.experiment_name)
+    client, experiment_id = open_experiment(cfg.experiment_name, tracking_uri(cfg.paths.store))
     choices = {k: v for k, v in hydra_cfg.runtime.choices.items() if not k.startswith("hydra/") and v is not None}
     tags = provenance_tags() | {"hydra_overrides": " ".join(hydra_cfg.overrides.task),
                                 "mlflow.source.name": source_name,
