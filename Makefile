@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# figures-quick keeps its own tracking store (and Hydra job folders, history cache) and output
-QUICK_STORE ?= .cache/figures-quick
+# Where runs, checkpoints, weights and Hydra's folders go is a conf/paths/ option (paths=<name>):
+# figures-quick, eval-quick and the GAN comparisons keep their own (.cache/<name>/). TRACKING_STORE: a
+# tracking store (an MLflow URI or a directory) instead of the option's, for every target below
+TRACKING_STORE ?=
+store_arg = $(if $(TRACKING_STORE),--store '$(TRACKING_STORE)')
+store_override = $(if $(TRACKING_STORE),"paths.store='$(TRACKING_STORE)'")
 QUICK_OUT ?= figures-quick
-# eval-quick keeps its own tracking store and output, as figures-quick does
-EVAL_QUICK_STORE ?= .cache/eval-quick
 EVAL_QUICK_OUT ?= figures-quick/eval
 # mlflow-server: where it listens (MLFLOW_HOST=0.0.0.0 for other machines, with
 # MLFLOW_ALLOWED_HOSTS=<name>:<port> for MLflow's host check), where it keeps runs and artifacts,
@@ -134,18 +136,16 @@ slurm-down: ## stop the local Slurm cluster's daemons (its state kept)
 	cluster/slurm.sh down
 
 figures: ## thesis ch. 4 figures: runs the sweeps missing from the store, then figures/ (PNG, PDF, tables, index.md)
-	$(PY) -m analysis.make_figures --run-missing --out figures
+	$(PY) -m analysis figures --run-missing $(store_arg) --out figures
 
 figures-only: ## the same figures and tables from the runs already in the store, running nothing
-	$(PY) -m analysis.make_figures --out figures
+	$(PY) -m analysis figures $(store_arg) --out figures
 
-figures-quick: ## every figure from a few seeds x 12 generations, own store $(QUICK_STORE), into $(QUICK_OUT)/ (minutes on a CPU)
-	mkdir -p $(QUICK_STORE)
-	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(QUICK_STORE))/mlflow.db $(PY) -m analysis.make_figures --quick --run-missing \
-		--out $(QUICK_OUT) --cache-dir $(QUICK_STORE)/cache --sweep-dir $(QUICK_STORE)/multirun
+figures-quick: ## every figure from a few seeds x 12 generations, own store (paths=quick), into $(QUICK_OUT)/ (minutes on a CPU)
+	$(PY) -m analysis figures --quick --run-missing --paths quick $(store_arg) --out $(QUICK_OUT)
 
 figures-thesis: ## thesis figs 4.4-4.13 on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; weights and a GPU needed): runs missing jobs, then figures/thesis/
-	$(PY) -m analysis.make_figures --run-missing --out figures/thesis \
+	$(PY) -m analysis figures --run-missing $(store_arg) --out figures/thesis \
 		--experiments thesis_ga_vs_de thesis_church thesis_ginger_boy thesis_clown_cyclist
 
 bench-real: ## images/s of BigGAN-deep-256 + ViT-B/32 at pop 16/64/256 (random init; on the GPU if there is one)
@@ -176,17 +176,16 @@ exp-penalties: ## prompt algebra: does "-a <c> background" lower colour_leak and
 exp-image-prompts: ## a scene as caption, rendered image or both: truth_match against the scene
 	PY=$(PY) experiments/run.sh image_prompts
 
-# E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store; trained
-# networks in $(GAN_STORE)/weights. A FINISHED run of the same config is reused, so facegen
-# reuses egan's DCGAN and a second `make` only redraws.
-GAN_STORE ?= .cache/gan
+# E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store, trained
+# networks in its weights/ (paths=gan: .cache/gan; the quick targets paths=gan_quick). A FINISHED
+# run of the same config is reused, so facegen reuses egan's DCGAN and a second `make` only redraws.
+GAN_PATHS ?= gan
+GAN_QUICK_PATHS ?= gan_quick
 # the seed of every train.py and pixel_ga.py run (make -j2 egan GAN_SEED=1 adds a seed)
 GAN_SEED ?= 0
-GAN_QUICK_STORE ?= .cache/gan-quick
-gan_env = MLFLOW_TRACKING_URI=sqlite:///$(abspath $(1))/mlflow.db
-gan_train = mkdir -p $(1) && $(call gan_env,$(1)) $(PY) train.py seed=$(GAN_SEED) 'hydra.run.dir=$(1)/hydra/$${model.name}' \
-	'save=$(abspath $(1))/weights/$${model.name}_$${dataset.name}.safetensors'
-gan_pixel = $(call gan_env,$(1)) $(PY) pixel_ga.py seed=$(GAN_SEED) hydra.run.dir=$(1)/hydra/pixel_ga realness=$(abspath $(1))/weights/realness_shapes.safetensors
+gan_train = $(PY) train.py paths=$(1) seed=$(GAN_SEED) $(store_override)
+gan_pixel = $(PY) pixel_ga.py paths=$(1) seed=$(GAN_SEED) $(store_override)
+gan_analysis = $(PY) -m analysis $(1) --paths $(2) $(store_arg) --out $(3)
 # budgets (iterations, generations), from measured CPU costs per step (docs/gan.md): E-GAN and
 # the DCGAN about 27 min each on one core, facegen's other models about 18 min; with -j2 the
 # gan-* targets run side by side (make -j2 egan facegen: about 45 min)
@@ -199,49 +198,47 @@ VAE_QUICK_ARGS ?= model.iterations=30 eval_every=10 eval_samples=200 sample_ever
 PIXEL_QUICK_ARGS ?= generations=20 log_every=10 eval_samples=200
 
 egan: gan-egan gan-dcgan ## E-GAN vs DCGAN on the shapes world (seed 003): 2,500 iterations each (~60 min; make -j2: ~30), then figures/egan/
-	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.egan --out figures/egan
+	$(call gan_analysis,egan,$(GAN_PATHS),figures/egan)
 
 gan-egan gan-dcgan: gan-%:
-	$(call gan_train,$(GAN_STORE)) model=$* $(EGAN_ARGS)
+	$(call gan_train,$(GAN_PATHS)) model=$* $(EGAN_ARGS)
 
-egan-quick: ## egan on a tiny budget, own store $(GAN_QUICK_STORE), into figures-quick/egan/ (about 2 min)
-	$(call gan_train,$(GAN_QUICK_STORE)) model=egan $(EGAN_QUICK_ARGS)
-	$(call gan_train,$(GAN_QUICK_STORE)) model=dcgan $(EGAN_QUICK_ARGS)
-	$(call gan_env,$(GAN_QUICK_STORE)) $(PY) -m analysis.egan --out figures-quick/egan
+egan-quick: ## egan on a tiny budget, own store (paths=gan_quick), into figures-quick/egan/ (about 2 min)
+	$(call gan_train,$(GAN_QUICK_PATHS)) model=egan $(EGAN_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_PATHS)) model=dcgan $(EGAN_QUICK_ARGS)
+	$(call gan_analysis,egan,$(GAN_QUICK_PATHS),figures-quick/egan)
 
 facegen: gan-facegen gan-dcgan ## FaceGen on the shapes world (seed 004): realness CNN, pixel GA (realness, CLIP), VAE, DCGAN, then figures/facegen/
-	$(call gan_env,$(GAN_STORE)) $(PY) -m analysis.facegen --out figures/facegen
+	$(call gan_analysis,facegen,$(GAN_PATHS),figures/facegen)
 
 gan-facegen:
-	$(call gan_train,$(GAN_STORE)) model=realness $(REALNESS_ARGS)
-	$(call gan_pixel,$(GAN_STORE)) fitness=realness $(PIXEL_ARGS)
-	$(call gan_pixel,$(GAN_STORE)) fitness=clip $(PIXEL_ARGS)
-	$(call gan_train,$(GAN_STORE)) model=vae $(VAE_ARGS)
+	$(call gan_train,$(GAN_PATHS)) model=realness $(REALNESS_ARGS)
+	$(call gan_pixel,$(GAN_PATHS)) fitness=realness $(PIXEL_ARGS)
+	$(call gan_pixel,$(GAN_PATHS)) fitness=clip $(PIXEL_ARGS)
+	$(call gan_train,$(GAN_PATHS)) model=vae $(VAE_ARGS)
 
-facegen-quick: ## facegen on a tiny budget, own store $(GAN_QUICK_STORE), into figures-quick/facegen/ (about 2 min)
-	$(call gan_train,$(GAN_QUICK_STORE)) model=realness model.iterations=40
-	$(call gan_pixel,$(GAN_QUICK_STORE)) fitness=realness $(PIXEL_QUICK_ARGS)
-	$(call gan_pixel,$(GAN_QUICK_STORE)) fitness=clip $(PIXEL_QUICK_ARGS)
-	$(call gan_train,$(GAN_QUICK_STORE)) model=vae $(VAE_QUICK_ARGS)
-	$(call gan_train,$(GAN_QUICK_STORE)) model=dcgan $(EGAN_QUICK_ARGS)
-	$(call gan_env,$(GAN_QUICK_STORE)) $(PY) -m analysis.facegen --out figures-quick/facegen
+facegen-quick: ## facegen on a tiny budget, own store (paths=gan_quick), into figures-quick/facegen/ (about 2 min)
+	$(call gan_train,$(GAN_QUICK_PATHS)) model=realness model.iterations=40
+	$(call gan_pixel,$(GAN_QUICK_PATHS)) fitness=realness $(PIXEL_QUICK_ARGS)
+	$(call gan_pixel,$(GAN_QUICK_PATHS)) fitness=clip $(PIXEL_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_PATHS)) model=vae $(VAE_QUICK_ARGS)
+	$(call gan_train,$(GAN_QUICK_PATHS)) model=dcgan $(EGAN_QUICK_ARGS)
+	$(call gan_analysis,facegen,$(GAN_QUICK_PATHS),figures-quick/facegen)
 
 eval: ## thesis ch. 5 in the shapes world: runs the evaluation sweeps missing from the store (shapes x 4 algorithms, colours, DCGAN), then figures/eval/
-	$(PY) -m analysis.make_eval --run-missing --out figures/eval
+	$(PY) -m analysis eval --run-missing $(store_arg) --out figures/eval
 
 eval-only: ## the same tables and figures from the evaluation runs already in the store, running nothing
-	$(PY) -m analysis.make_eval --out figures/eval
+	$(PY) -m analysis eval $(store_arg) --out figures/eval
 
-eval-quick: ## a first look at ch. 5: 3 shapes x GA and random x 2 repetitions, small and short, own store, into $(EVAL_QUICK_OUT)/
-	mkdir -p $(EVAL_QUICK_STORE)
-	MLFLOW_TRACKING_URI=sqlite:///$(abspath $(EVAL_QUICK_STORE))/mlflow.db $(PY) -m analysis.make_eval --quick --run-missing \
-		--out $(EVAL_QUICK_OUT) --cache-dir $(EVAL_QUICK_STORE)/cache --sweep-dir $(EVAL_QUICK_STORE)/multirun
+eval-quick: ## a first look at ch. 5: 3 shapes x GA and random x 2 repetitions, small and short, own store (paths=eval_quick), into $(EVAL_QUICK_OUT)/
+	$(PY) -m analysis eval --quick --run-missing --paths eval_quick $(store_arg) --out $(EVAL_QUICK_OUT)
 
 eval-imagenet: ## thesis ch. 5, ImageNet: BigGAN-deep 256 + CLIP, GA, 64 x 8 per class, ResNet-50 (real weights; a GPU)
-	$(PY) -m analysis.make_eval --run-missing --experiments eval_imagenet --out figures/eval-imagenet
+	$(PY) -m analysis eval --run-missing $(store_arg) --experiments eval_imagenet --out figures/eval-imagenet
 
 eval-cifar10: ## thesis ch. 5, CIFAR-10: the same with the CIFAR-10 CNN (make cifar10-classifier first)
-	$(PY) -m analysis.make_eval --run-missing --experiments eval_cifar10 --out figures/eval-cifar10
+	$(PY) -m analysis eval --run-missing $(store_arg) --experiments eval_cifar10 --out figures/eval-cifar10
 
 cifar10-classifier: ## train the CIFAR-10 CNN for eval-cifar10 (CIFAR-10 from ~/.cache/latentevo/data, downloaded when online)
 	$(PY) -m latentevo.evaluation.train_cifar10

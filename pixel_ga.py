@@ -8,12 +8,12 @@ import hydra
 from omegaconf import DictConfig
 
 from latentevo.cli import exit_on_error
-from latentevo.training.pixel_ga import pixel_job
+from latentevo.training.pixel_ga import pixel_search
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="pixel_ga")
 def main(cfg: DictConfig) -> float:
-    return pixel_job(cfg)
+    return pixel_search(cfg)
 
 
 if __name__ == "__main__":

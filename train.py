@@ -12,12 +12,12 @@ import hydra
 from omegaconf import DictConfig
 
 from latentevo.cli import exit_on_error
-from latentevo.training.driver import train_job
+from latentevo.training.driver import train
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train_job(cfg)
+    return train(cfg)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,1 @@
-"""Thesis figures and statistics from the MLflow store: `python -m analysis.make_figures`."""
+"""Thesis figures and statistics from the MLflow store: `python -m analysis figures|eval|egan|facegen`."""

@@ -2,11 +2,12 @@
 over training (per iteration and per second), losses, which mutation won, final samples, and
 a table with the report's own numbers beside ours.
 
-    python -m analysis.egan --out figures/egan      # the store: $MLFLOW_TRACKING_URI
+    python -m analysis egan --paths gan --out figures/egan      # the store of make egan (conf/paths/gan.yaml)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -15,8 +16,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from latentevo.errors import LatentevoError
+
 from . import stats
-from .gan_runs import finished, history, last_image, latest, parse_args, save
+from .gan_runs import add_gan_arguments, finished, history, last_image, latest, save
+from .store import from_args
 
 MODELS = {"egan": "E-GAN", "dcgan": "DCGAN"}
 MUTATIONS = ["minimax", "heuristic", "least_squares"]
@@ -36,8 +40,8 @@ def load(uri: str | None):
             if r.data.params.get("model.name") in MODELS and r.data.params.get("dataset.name") == "shapes"]
     chosen = latest(gans, key=lambda r: (r.data.params["model.name"], int(r.data.params["seed"])))
     if {m for m, _ in chosen} != set(MODELS):
-        raise SystemExit("error: no FINISHED E-GAN and DCGAN runs on the shapes world in the store; "
-                         "run `make egan` first")
+        raise LatentevoError("no FINISHED E-GAN and DCGAN runs on the shapes world in the store; "
+                             "run `make egan` first")
     frames = []
     for (model, seed), run in chosen.items():
         h = history(client, run, METRICS).assign(model=MODELS[model], seed=seed,
@@ -153,9 +157,13 @@ def reported(ours: pd.DataFrame) -> pd.DataFrame:
     ])
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, "figures/egan", argv)
-    client, chosen, h = load(args.uri)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gan_arguments(parser, "figures/egan")
+
+
+def main(args: argparse.Namespace) -> None:
+    sns.set_theme(style="whitegrid")
+    client, chosen, h = load(from_args(args).uri)
     args.out.mkdir(parents=True, exist_ok=True)
     save(quality_figure(h), args.out, "quality")
     save(losses_figure(h), args.out, "losses")
@@ -175,6 +183,3 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     print(f"figures and tables in {args.out}/", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

@@ -2,11 +2,12 @@
 MLflow store: the pixel-space GA (realness CNN and CLIP fitness) against the VAE and the DCGAN,
 with the report's FIDs beside our numbers.
 
-    python -m analysis.facegen --out figures/facegen      # the store: $MLFLOW_TRACKING_URI
+    python -m analysis facegen --paths gan --out figures/facegen      # the store of make facegen (conf/paths/gan.yaml)
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 from pathlib import Path
@@ -15,9 +16,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from latentevo.errors import LatentevoError
+
 from . import stats
-from .gan_runs import finished, history, last_image, latest, parse_args, save
+from .gan_runs import add_gan_arguments, finished, history, last_image, latest, save
 from .load import artifact_file
+from .store import from_args
 
 # seed 004, table 3 and section 5: FID (Inception, pytorch-fid) at 128 px
 REPORTED_FID = {"VAE": {"CelebA": 314.47, "UTKFace": 290.08}, "DCGAN": {"CelebA": 140.99, "UTKFace": 163.17}}
@@ -35,8 +39,8 @@ def load(uri: str | None):
     gas = latest(searched, key=lambda r: (r.data.params["fitness"], int(r.data.params["seed"])))
     trained_models = {name for name, _ in models}
     if "vae" not in trained_models or "dcgan" not in trained_models or not gas:
-        raise SystemExit("error: the store lacks FINISHED VAE, DCGAN or pixel-GA runs on the shapes world; "
-                         "run `make facegen` first")
+        raise LatentevoError("the store lacks FINISHED VAE, DCGAN or pixel-GA runs on the shapes world; "
+                             "run `make facegen` first")
     return client, models, gas
 
 
@@ -111,9 +115,13 @@ def images_figure(client, models, gas, tmp: Path):
     return fig
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(__doc__, "figures/facegen", argv)
-    client, models, gas = load(args.uri)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gan_arguments(parser, "figures/facegen")
+
+
+def main(args: argparse.Namespace) -> None:
+    sns.set_theme(style="whitegrid")
+    client, models, gas = load(from_args(args).uri)
     args.out.mkdir(parents=True, exist_ok=True)
     save(fitness_figure(client, gas), args.out, "ga_fitness")
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,6 +138,3 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
     print(f"figures and tables in {args.out}/", file=sys.stderr)
 
-
-if __name__ == "__main__":
-    main()

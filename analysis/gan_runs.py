@@ -11,11 +11,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import Run  # noqa: E402
 
 from .load import artifact_file, client_for, search_finished  # noqa: E402
+from .store import add_store_arguments  # noqa: E402
 
 EXPERIMENT = "gan"
 
@@ -53,11 +53,7 @@ def save(figure, out: Path, name: str) -> None:
     plt.close(figure)
 
 
-def parse_args(doc: str, default_out: str, argv: list[str] | None) -> argparse.Namespace:
-    """--out and --uri, shared by the E-GAN and FaceGen analyses; also sets the figures' theme."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+def add_gan_arguments(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """--out and the store, shared by the E-GAN and FaceGen analyses."""
     parser.add_argument("--out", type=Path, default=Path(default_out))
-    parser.add_argument("--uri", default=None, help="tracking store (default: $MLFLOW_TRACKING_URI, else mlflow.db)")
-    args = parser.parse_args(argv)
-    sns.set_theme(style="whitegrid")
-    return args
+    add_store_arguments(parser)

@@ -1,10 +1,10 @@
 """The thesis's chapter-5 evaluation — are the images found for "a photo of a <class>" recognised
 as that class by an independent classifier? — from the MLflow store.
 
-    python -m analysis.make_eval --run-missing                  # run the jobs missing from the store, then write
-    python -m analysis.make_eval                                # from the runs already in the store
-    python -m analysis.make_eval --quick --run-missing --out figures-quick/eval
-    python -m analysis.make_eval --run-missing --experiments eval_imagenet   # real models (weights, GPU)
+    python -m analysis eval --run-missing                  # run the jobs missing from the store, then write
+    python -m analysis eval                                # from the runs already in the store
+    python -m analysis eval --quick --run-missing --paths eval_quick --out figures-quick/eval
+    python -m analysis eval --run-missing --experiments eval_imagenet   # real models (weights, GPU)
 
 Per experiment (conf/experiment/eval_*.yaml) and algorithm: the per-class accuracy table
 (positive, negative, accuracy %, TOTAL; in the shapes world also the ground-truth accuracy and
@@ -26,15 +26,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
+from latentevo.errors import LatentevoError
 from latentevo.paths import PROJECT_DIR
-from latentevo.tracking import tracking_uri
 
 from . import eval as E
 from . import eval_figures as EF
 from .figures import ALGORITHM_COLOURS, _ordered, algorithm_name
-from .load import DEFAULT_CACHE_DIR
 from .stats import markdown
-from .sweeps import missing_jobs
+from .store import Store, add_store_arguments, from_args, selected
+from .sweeps import missing_jobs, sweep_folder
 
 SHAPES_WORLD = ("eval_shapes", "eval_colours", "eval_dcgan")
 REAL = ("eval_imagenet", "eval_cifar10")
@@ -65,16 +65,15 @@ class Output:
 # --- which jobs are missing --------------------------------------------------------------------
 
 
-def run_missing(name: str, overrides: list[str], sweep_dir: Path | None) -> int:
+def run_missing(name: str, overrides: list[str]) -> int:
     """Runs the experiment's sweep when any of its jobs has no finished run; the jobs that have
     one are skipped by run.py itself (resume). Returns how many were missing."""
     missing = missing_jobs(name, overrides)
     if missing:
-        folder = [f"hydra.sweep.dir={sweep_dir.resolve() / name}"] if sweep_dir else []
-        command = [sys.executable, "run.py", "-m", f"experiment={name}", *overrides, *folder]
+        command = [sys.executable, "run.py", "-m", f"experiment={name}", *overrides, *sweep_folder(name)]
         print(f"{name}: {len(missing)} jobs missing: {' '.join(command[2:])}", flush=True)
         if subprocess.run(command, cwd=PROJECT_DIR).returncode != 0:
-            raise SystemExit(f"error: {name}: some jobs failed (see above); run the same command again to retry them")
+            raise LatentevoError(f"{name}: some jobs failed (see above); run the same command again to retry them")
     return len(missing)
 
 
@@ -138,22 +137,23 @@ def write_experiment(ev: E.EvalRuns, client: MlflowClient, out: Output) -> None:
                    EF.algorithm_accuracy(preds, ev.classes, f"{name}: accuracy per class and algorithm"))
 
 
-def build(out: Path, experiments: list[str], overrides: dict[str, list[str]], run: bool, cache_dir: Path | None,
-          sweep_dir: Path | None) -> list[str]:
-    """Runs the missing jobs (if `run`), writes every table and figure and the index. Returns
-    the experiments with no runs."""
+def build(out: Path, experiments: list[str], overrides: dict[str, list[str]], run: bool,
+          store: Store | None = None) -> list[str]:
+    """Runs the missing jobs (if `run`) into the store (default: paths=default's), writes every
+    table and figure and the index. Returns the experiments with no runs."""
+    store = store or selected()
     out.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri())
+    client = MlflowClient(store.uri)
     output = Output(out, [f"# Chapter 5: do the generated images show what was asked?\n\nFrom the MLflow store "
-                          f"`{tracking_uri()}`. Each run's final population is classified; accuracy = share of "
+                          f"`{store.uri}`. Each run's final population is classified; accuracy = share of "
                           "images classified as the class asked for. The thesis (BigGAN-deep-256, GA, "
                           "population 64 × 8 repetitions, 512 images per class): CIFAR-10 CNN 24.77 %, "
                           "ResNet-50 on 10 ImageNet classes 22.73 % (`analysis/thesis_eval_tables.csv`).\n"])
     skipped = []
     for name in experiments:
         if run:
-            run_missing(name, overrides.get(name, []), sweep_dir)
-        ev = E.load_eval(name, cache_dir=cache_dir)
+            run_missing(name, [*overrides.get(name, []), *store.overrides])
+        ev = E.load_eval(name, uri=store.uri, cache_dir=store.cache)
         if not len(ev):
             print(f"{name}: no finished runs, nothing written "
                   f"(run `make eval` or `python run.py -m experiment={name}`)")
@@ -165,21 +165,16 @@ def build(out: Path, experiments: list[str], overrides: dict[str, list[str]], ru
     return skipped
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("figures/eval"))
     parser.add_argument("--run-missing", action="store_true", help="first run the jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="three shapes, GA and random search, small and short")
     parser.add_argument("--experiments", nargs="+", choices=SHAPES_WORLD + REAL, help="default: the shapes world's")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="local copies of the predictions")
-    parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")
-    args = parser.parse_args()
+    add_store_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
     experiments = args.experiments or (list(QUICK) if args.quick else list(SHAPES_WORLD))
-    skipped = build(args.out, experiments, QUICK if args.quick else {}, args.run_missing, args.cache_dir,
-                    args.sweep_dir)
+    skipped = build(args.out, experiments, QUICK if args.quick else {}, args.run_missing, from_args(args))
     if skipped and args.run_missing:
-        raise SystemExit(f"error: no finished runs for {', '.join(skipped)}")
-
-
-if __name__ == "__main__":
-    main()
+        raise LatentevoError(f"no finished runs for {', '.join(skipped)}")

@@ -1,12 +1,12 @@
 """The thesis's chapter 4 figures and the statistics behind them, from the MLflow store.
 
-    python -m analysis.make_figures --run-missing        # run the sweeps not in the store yet, then draw
-    python -m analysis.make_figures                      # draw from the runs already in the store
-    python -m analysis.make_figures --quick --run-missing --out figures-quick   # a few seeds, a few generations
+    python -m analysis figures --run-missing        # run the sweeps not in the store yet, then draw
+    python -m analysis figures                      # draw from the runs already in the store
+    python -m analysis figures --quick --run-missing --paths quick --out figures-quick   # a few seeds and generations
 
 Writes every figure as PNG and PDF under --out, the tables as CSV and Markdown, and index.md,
-which names each figure's counterpart in the thesis. The store is $MLFLOW_TRACKING_URI, else
-the project's mlflow.db.
+which names each figure's counterpart in the thesis. The store is the --paths option's
+(conf/paths/; default: $MLFLOW_TRACKING_URI, else the project's mlflow.db) or --store.
 """
 
 from __future__ import annotations
@@ -21,12 +21,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-from latentevo.tracking import tracking_uri
+from latentevo.errors import LatentevoError
 
 from . import figures as F
 from . import prompts as P
 from . import stats
-from .load import DEFAULT_CACHE_DIR, Runs, load_runs
+from .load import Runs, load_runs
+from .store import Store, add_store_arguments, from_args, selected
 from .sweeps import run_missing
 
 EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
@@ -245,12 +246,13 @@ def observation_lines(obs: pd.DataFrame, early: pd.DataFrame) -> list[str]:
 
 
 def build(out: Path, settings: Settings, experiments: list[str], run: bool, fraction: float,
-          cache_dir: Path | None, sweep_dir: Path | None = None) -> list[str]:
-    """Runs the missing sweeps (if `run`; Hydra's job folders under `sweep_dir`), draws every
+          store: Store | None = None) -> list[str]:
+    """Runs the missing sweeps (if `run`) into the store (default: paths=default's), draws every
     figure, writes tables and the index. Returns the experiments that had no runs to draw."""
+    store = store or selected()
     out.mkdir(parents=True, exist_ok=True)
-    client = MlflowClient(tracking_uri())
-    index = [f"# Figures\n\nFrom the MLflow store `{tracking_uri()}`. Curves: mean over runs (seeds) with a 95 % "
+    client = MlflowClient(store.uri)
+    index = [f"# Figures\n\nFrom the MLflow store `{store.uri}`. Curves: mean over runs (seeds) with a 95 % "
              f"bootstrap confidence band. cos_sim: CLIP cosine similarity, dimensionless.\n"]
     if settings is QUICK:
         index.append("Quick build (a few seeds, 12 generations, population 8): it shows that every figure can be "
@@ -258,8 +260,8 @@ def build(out: Path, settings: Settings, experiments: list[str], run: bool, frac
     tables, skipped = [], []
     for name in experiments:
         if run:
-            run_missing(name, settings.overrides[name], sweep_dir=sweep_dir)
-        runs = load_runs(name, cache_dir=cache_dir)
+            run_missing(name, [*settings.overrides[name], *store.overrides])
+        runs = load_runs(name, uri=store.uri, cache_dir=store.cache)
         if not len(runs):
             print(f"{name}: no finished runs, nothing drawn (run `make figures` or experiments/run.sh {name})")
             skipped.append(name)
@@ -327,22 +329,18 @@ def equal_cost(runs: Runs) -> pd.DataFrame:
     return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], "n_evals", "adam")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("figures"))
     parser.add_argument("--run-missing", action="store_true", help="first run the sweep jobs not in the store")
     parser.add_argument("--quick", action="store_true", help="a few seeds and generations (figures-quick)")
     parser.add_argument("--experiments", nargs="+", choices=EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS,
                         default=list(EXPERIMENTS))
     parser.add_argument("--fraction", type=float, default=0.95, help="of the improvement, for generations-to-target")
-    parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="metric-history cache")
-    parser.add_argument("--sweep-dir", type=Path, help="Hydra's job folders for --run-missing (default: multirun/)")
-    args = parser.parse_args()
+    add_store_arguments(parser)
+
+
+def main(args: argparse.Namespace) -> None:
     skipped = build(args.out, QUICK if args.quick else FULL, args.experiments, args.run_missing, args.fraction,
-                    args.cache_dir, args.sweep_dir)
+                    from_args(args))
     if skipped and args.run_missing:
-        raise SystemExit(f"error: no finished runs for {', '.join(skipped)}")
-
-
-if __name__ == "__main__":
-    main()
+        raise LatentevoError(f"no finished runs for {', '.join(skipped)}")

@@ -5,11 +5,9 @@ config, composed as `run.py -m` composes it, has a FINISHED run of its identity
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from itertools import groupby
-from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -21,6 +19,7 @@ from latentevo.errors import LatentevoError
 from latentevo.identity import finished_run, job_identity
 from latentevo.paths import PROJECT_DIR
 from latentevo.pipeline import RunSpec
+from latentevo.tracking import tracking_uri
 
 from .load import client_for
 
@@ -86,29 +85,36 @@ def is_done(client: MlflowClient, spec: RunSpec) -> bool:
 
 
 def missing_jobs(name: str, overrides: list[str] = (), uri: str | None = None) -> list[list[str]]:
-    """The jobs of the sweep with no FINISHED run of their identity in the store."""
-    client, _ = client_for(uri)
+    """The jobs of the sweep with no FINISHED run of their identity in the store: `uri`, else the
+    one the overrides' paths name (paths=<option>, paths.store=...)."""
+    cfg, _ = sweep_jobs(name, overrides)
+    client, _ = client_for(uri or tracking_uri(cfg.paths.store))
     return [job for job, spec in job_specs(name, overrides) if spec is None or not is_done(client, spec)]
 
 
-def run_missing(name: str, overrides: list[str] = (), uri: str | None = None, sweep_dir: Path | None = None) -> int:
+def run_missing(name: str, overrides: list[str] = ()) -> int:
     """Runs the missing jobs: the whole sweep in one `run.py -m` when none has run yet, else one
     per combination of everything but the seed, so an interrupted sweep resumes without re-running
-    its finished jobs. Hydra's job folders go under `sweep_dir` if given (else Hydra's default,
-    multirun/). Returns how many jobs ran."""
-    missing = missing_jobs(name, overrides, uri)
+    its finished jobs. The overrides' paths say where they write (Hydra's job folders under
+    paths.sweeps, one per command). Returns how many jobs ran."""
+    missing = missing_jobs(name, overrides)
     if len(missing) == len(sweep_jobs(name, overrides)[1]):  # nothing ran yet
         commands = [list(overrides)]
     else:
         commands = [rest + _seed_sweep(list(group)) for rest, group in groupby(sorted(missing, key=_without_seed),
                                                                                key=_without_seed)]
-    env = os.environ | ({"MLFLOW_TRACKING_URI": uri} if uri else {})
     for i, args in enumerate(commands if missing else []):
-        folder = [f"hydra.sweep.dir={sweep_dir.resolve() / f'{name}-{i}'}"] if sweep_dir else []
-        command = [sys.executable, "run.py", "-m", f"experiment={name}", *args, *folder]
+        command = [sys.executable, "run.py", "-m", f"experiment={name}", *args, *sweep_folder(f"{name}-{i}")]
         print(f"{name}: running missing jobs: {' '.join(command[3:])}", flush=True)
-        subprocess.run(command, cwd=PROJECT_DIR, env=env, check=True)
+        if subprocess.run(command, cwd=PROJECT_DIR).returncode != 0:
+            raise LatentevoError(f"{name}: some jobs failed (see above); run the same command again to retry them")
     return len(missing)
+
+
+def sweep_folder(name: str) -> list[str]:
+    """Hydra's job folders of one command under <paths.sweeps>/<date>/<time>/<name>: commands
+    started within the same second do not share them."""
+    return [f"hydra.sweep.subdir={name}/${{hydra.job.num}}"]
 
 
 def _without_seed(job: list[str]) -> list[str]:

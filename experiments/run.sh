@@ -7,4 +7,4 @@ name="${1:?usage: experiments/run.sh <name> [overrides...]}"
 shift
 PY="${PY:-python}"
 "$PY" run.py -m experiment="$name" "$@"
-"$PY" -m analysis.make_figures --experiments "$name" --out "figures/$name"
+"$PY" -m analysis figures --experiments "$name" --out "figures/$name"

@@ -300,7 +300,7 @@ def test_make_figures_quick_from_a_clean_store(tmp_path):
     """Every figure, table and the index, from a store with no runs (a few minutes)."""
     out = tmp_path / "figures"
     result = subprocess.run(
-        ["make", "figures-quick", f"QUICK_STORE={tmp_path / 'store'}", f"QUICK_OUT={out}"],
+        ["make", "figures-quick", f"TRACKING_STORE={tmp_path / 'store'}", f"QUICK_OUT={out}"],
         cwd=ROOT, env=os.environ | {"PYTHONUNBUFFERED": "1"}, capture_output=True, text=True, timeout=1200,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -11,6 +11,7 @@ from pipeline_cli import MECHANICS_CLIP, error_lines, run_cli, runs_of
 
 from analysis import eval as E
 from analysis import make_eval
+from analysis.store import Store
 from analysis.sweeps import job_specs, missing_jobs
 from latentevo.errors import ConfigError, WeightsError
 from latentevo.evaluation import train_cifar10
@@ -41,11 +42,9 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     open_experiment("warmup", uri)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", uri)
-        skipped = make_eval.build(root / "out", ["eval_shapes"], {"eval_shapes": QUICK}, run=True,
-                                  cache_dir=root / "cache", sweep_dir=root / "sweeps")
-        missing_after = missing_jobs("eval_shapes", QUICK, uri)
+    store = Store([f"paths.store='{uri}'", f"paths.sweeps={root / 'sweeps'}"], uri, root / "cache")
+    skipped = make_eval.build(root / "out", ["eval_shapes"], {"eval_shapes": QUICK}, run=True, store=store)
+    missing_after = missing_jobs("eval_shapes", [*QUICK, *store.overrides])
     assert skipped == []
     return uri, root / "out", missing_after
 

@@ -8,7 +8,7 @@ import torch
 from gan_cli import SMALL_GAN, compose_train, gan_runs, history, run_entry
 from pipeline_cli import error_lines, run_cli, runs_of
 
-from analysis import egan, facegen
+from analysis.__main__ import main as analysis
 from analysis.egan import final_quality
 from latentevo.errors import ConfigError, WeightsError
 from latentevo.models.classifier import shapes_classifier
@@ -218,13 +218,13 @@ def test_egan_and_facegen_analyses_table_every_model_and_seed(store, trained, tm
           "eval_samples=64", "experiment_name=gan"]
     assert run_entry("pixel_ga.py", ga, store, tmp_path / "ga").returncode == 0
 
-    egan.main(["--uri", store, "--out", str(tmp_path / "egan")])
+    analysis(["egan", "--store", store, "--out", str(tmp_path / "egan")])
     table = pd.read_csv(tmp_path / "egan" / "table.csv")
     assert sorted(zip(table["model"], table["seed"])) == [("DCGAN", 0), ("DCGAN", 1), ("E-GAN", 0)]
     assert set(table["iterations"]) == {3} and (table["fd_classifier final"] > 0).all()
     assert "DCGAN final" in (tmp_path / "egan" / "index.md").read_text()
 
-    facegen.main(["--uri", store, "--out", str(tmp_path / "facegen")])
+    analysis(["facegen", "--store", store, "--out", str(tmp_path / "facegen")])
     table = pd.read_csv(tmp_path / "facegen" / "table.csv")
     rows = list(zip(table["model"], table["seed"]))
     assert {("DCGAN", 0), ("DCGAN", 1), ("E-GAN", 0), ("VAE", 0), ("GA, realness CNN", 0)} <= set(rows)

@@ -29,7 +29,8 @@ def gan_config(name: str, *overrides: str):
 
 
 @pytest.mark.parametrize("setting", ["threads=4", "threads=null", "device=cpu", "batch_size=8", "checkpoint_every=0",
-                                     "paths.checkpoints=/tmp/elsewhere", "resume=false", "paths.weights=/tmp/elsewhere"])
+                                     "paths.checkpoints=/tmp/elsewhere", "resume=false", "paths.weights=/tmp/elsewhere",
+                                     "paths=quick", "paths=gan", "paths.store=/tmp/elsewhere"])
 def test_how_a_run_py_job_runs_is_not_part_of_its_identity(setting):
     assert identity_of(setting) == identity_of()
 
@@ -76,6 +77,14 @@ def test_train_py_identity_leaves_out_threads_but_not_the_models_settings():
     assert jobs.job_identity(gan_config("train", "model=dcgan", "skip_finished=false")) == base
     assert jobs.job_identity(gan_config("train", "model=dcgan", "model.batch_size=64")) != base
     assert jobs.job_identity(gan_config("train", "model=dcgan", "instance_noise=0.1")) != base
+
+
+@pytest.mark.parametrize("paths", ["paths=gan_quick", "paths.store=/tmp/elsewhere", "paths.trained=/tmp/elsewhere"])
+@pytest.mark.parametrize("entry", ["train", "pixel_ga"])
+def test_where_a_gan_job_keeps_its_files_is_not_part_of_its_identity(entry, paths):
+    """The trained networks move with paths.trained (train.py's save, pixel_ga.py's realness);
+    the realness network's contents count, and there is none at either place."""
+    assert jobs.job_identity(gan_config(entry, paths)) == jobs.job_identity(gan_config(entry))
 
 
 def test_pixel_ga_identity_hashes_its_realness_network(tmp_path):

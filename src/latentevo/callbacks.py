@@ -4,14 +4,13 @@ handling in the process that runs it."""
 from __future__ import annotations
 
 import os
-import sys
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from .cli import terminate_as_interrupt
+from .cli import fail, terminate_as_interrupt
 from .errors import LatentevoError
 from .tracking import open_experiment, tracking_uri
 
@@ -36,8 +35,7 @@ class PrepareSweep(Callback):
             open_experiment(config.experiment_name, tracking_uri(config.paths.store))
         except LatentevoError as err:
             # Hydra turns a callback's exceptions into warnings and would start every job.
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
+            fail(str(err))
         # Worker processes inherit the environment of the launcher.
         os.environ[SWEEP_SIZE_ENV] = str(sweep_size(config))
 

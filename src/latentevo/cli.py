@@ -1,13 +1,17 @@
-"""Entry-point error handling: a user's mistake is one line on stderr and a non-zero exit."""
+"""The one error discipline of every entry point (run.py, train.py, pixel_ga.py, `python -m
+analysis`, ...): a user's mistake is one `error:` line on stderr and exit 1, Ctrl-C exit 130,
+SIGTERM 143. Runs end FAILED or KILLED on their own (`tracking.tracked_run`) before it reaches here."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 from hydra.errors import HydraException, MissingConfigException
 from omegaconf.errors import OmegaConfBaseException, ValidationError
@@ -59,28 +63,52 @@ def _raised_by_hydra(err: BaseException) -> bool:
     return bool(frames) and f"{os.sep}hydra{os.sep}" in frames[-1].filename
 
 
-def exit_on_error(hydra_main: Callable[[], object]) -> None:
+def user_error(err: BaseException) -> str | None:
+    """The one line of an error the user can act on; None for a bug, whose traceback is kept."""
+    if isinstance(err, (LatentevoError, HydraException, OmegaConfBaseException)):
+        return one_line(err)
+    if isinstance(err, ValueError) and _raised_by_hydra(err):
+        hint = "; to leave a config group out, write ~group" if "Got NoneType" in str(err) else ""
+        return f"{one_line(err)}{hint}"
+    if isinstance(err, OSError):  # a full disk, or Hydra cannot create its output directory
+        return str(storage_error(err))
+    return None
+
+
+def fail(line: str) -> NoReturn:
+    print(f"error: {line}", file=sys.stderr)
+    sys.exit(1)
+
+
+def exit_on_error(main: Callable[[], object]) -> None:
+    """Runs an entry point's `main`. In a Hydra sweep a failing job fails alone: the launcher
+    records it, the other jobs run, and the sweeper raises the first failure at the end, here."""
     # Let exceptions reach this function instead of Hydra's multi-line report.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     terminate_as_interrupt()
     try:
         check_encoding(sys.argv[1:])
-        hydra_main()
-    except (LatentevoError, HydraException, OmegaConfBaseException) as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
-        sys.exit(1)
-    except ValueError as err:
-        if not _raised_by_hydra(err):
-            raise
-        hint = "; to leave a config group out, write ~group" if "Got NoneType" in str(err) else ""
-        print(f"error: {one_line(err)}{hint}", file=sys.stderr)
-        sys.exit(1)
-    except OSError as err:  # e.g. Hydra cannot create its output directory
-        print(f"error: {storage_error(err)}", file=sys.stderr)
-        sys.exit(1)
+        main()
     except Terminated:
         print("terminated", file=sys.stderr)
         sys.exit(128 + signal.SIGTERM)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as err:
+        line = user_error(err)
+        if line is None:
+            raise
+        fail(line)
+
+
+class UsageError(LatentevoError):
+    """A command line that argparse cannot parse."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose mistakes are a UsageError (one line, via `exit_on_error`) rather
+    than its usage text and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")

@@ -92,7 +92,8 @@ class Pack:
                 self._failed(i, spec, err)
                 continue
             if isinstance(opened, str):
-                self.outcomes[i] = Outcome(spec, "SKIPPED", opened, self._finished_best(experiments[uri, name][0], opened))
+                client = experiments[uri, name][0]
+                self.outcomes[i] = Outcome(spec, "SKIPPED", opened, self._finished_best(client, opened))
                 tqdm.write(skipped_line(spec.prefix, spec.name, opened))
             else:
                 self.live[i] = opened

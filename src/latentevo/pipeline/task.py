@@ -32,24 +32,18 @@ def enrolling() -> Iterator[list[RunSpec]]:
 
 
 def run_job(cfg: DictConfig) -> float | RunSpec:
-    """Runs the job and returns its best cos_sim (enrolling: returns its spec). A LatentevoError
-    ends a single run with its one-line message (its run already marked FAILED); in a sweep it
-    fails this job and the sweep goes on."""
-    try:
-        spec = _checked(cfg)
-        enrolled = _enrolled.get()
-        if enrolled is not None:
-            enrolled.append(spec)
-            return spec
-        outcome = run_pack([spec])[0]
-        if outcome.error is not None:
-            raise outcome.error
-        return outcome.best_cos_sim
-    except LatentevoError as err:
-        if HydraConfig.get().mode == RunMode.RUN:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
-        raise
+    """Runs the job and returns its best cos_sim (enrolling: returns its spec). A failed run
+    (marked FAILED) raises its error: `cli.exit_on_error` makes a single run's one line of it,
+    and in a sweep it fails this job and the sweep goes on."""
+    spec = _checked(cfg)
+    enrolled = _enrolled.get()
+    if enrolled is not None:
+        enrolled.append(spec)
+        return spec
+    outcome = run_pack([spec])[0]
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.best_cos_sim
 
 
 def _checked(cfg: DictConfig) -> RunSpec:

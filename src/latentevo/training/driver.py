@@ -37,7 +37,7 @@ from .clip import ClipTrainConfig, ClipTrainer
 from .critic import CriticConfig, CriticTrainer
 from .data import ImageSource, image_source
 from .gan import DCGANTrainer, EGANTrainer, GANConfig
-from .jobs import check_positive, exit_one_line, finished_run, job_identity, tracked
+from .jobs import check_positive, finished_run, job_identity, tracked
 from .quality import Quality
 from .realness import RealnessConfig, RealnessTrainer
 from .vae import VAEConfig, VAETrainer
@@ -227,5 +227,3 @@ def train(cfg: DictConfig) -> float:
           f"{' | ' + summary(closing) if closing else ''} | weights {path} | MLflow run {tracker.run_id}", flush=True)
     return closing.get("fd_classifier", float("nan"))
 
-
-train_job = exit_one_line(train)

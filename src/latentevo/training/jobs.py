@@ -1,11 +1,10 @@
 """What the Hydra tasks behind `train.py` (`driver.train`) and `pixel_ga.py` (`pixel_ga.pixel_search`)
-share, with run.py's error discipline: bad input is one `error:` line and exit 1, and no MLflow
-run is left RUNNING; a job's identity, and its MLflow run."""
+share: a job's identity, and its MLflow run (never left RUNNING; the entry point's
+`cli.exit_on_error` makes one line of an error)."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from .. import identity
-from ..errors import ConfigError, LatentevoError, storage_error
+from ..errors import ConfigError
 from ..models.pretrained import weights_dir
 from ..models.trained import network_files
 from ..models.weights import WORLD_DIR, world_files
@@ -21,22 +20,6 @@ from ..paths import resolve
 from ..pipeline.spec import run_params
 from ..tracking import RunLogger, open_experiment, provenance_tags, tracked_run, tracking_uri
 from .quality import INCEPTION_FILE
-
-
-def exit_one_line(task: Callable[[DictConfig], object]) -> Callable[[DictConfig], object]:
-    """A LatentevoError (or a full disk) ends the job with one line; the run is already FAILED."""
-
-    def wrapped(cfg: DictConfig):
-        try:
-            try:
-                return task(cfg)
-            except OSError as err:
-                raise storage_error(err) from err
-        except LatentevoError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(1) from None
-
-    return wrapped
 
 
 def loaded_files(cfg: DictConfig) -> list[Path]:

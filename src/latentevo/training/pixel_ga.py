@@ -28,7 +28,7 @@ from ..pipeline.models import build, seed_everything
 from ..search import evolve
 from ..search.problem import FitnessError
 from .data import ShapesSource
-from .jobs import check_positive, exit_one_line, finished_run, tracked
+from .jobs import check_positive, finished_run, tracked
 from .quality import fd_classifier
 
 #: (B, 3, R, R) images in [0, 1] -> (B,) fitness to maximise
@@ -149,5 +149,3 @@ def pixel_search(cfg: DictConfig) -> float:
           f"MLflow run {tracker.run_id}", flush=True)
     return gen.best_cos_sim
 
-
-pixel_job = exit_one_line(pixel_search)
