@@ -345,7 +345,7 @@ def test_stylegan2_random_init_runs_through_the_cli_at_reduced_resolution(store,
 
 def test_missing_weights_offline_stop_the_cli_with_one_line(store, tmp_path):
     empty = tmp_path / "weights"
-    args = ["generator=biggan_deep_256", "clip=vit_b_32", f"weights={empty}", "pop_size=2", "generations=1",
+    args = ["generator=biggan_deep_256", "clip=vit_b_32", f"paths.weights={empty}", "pop_size=2", "generations=1",
             "experiment_name=real_missing"]
     result = run_cli(args, store, tmp_path / "out", env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 1

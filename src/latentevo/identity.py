@@ -14,9 +14,10 @@ Not part of a job's identity (`NOT_IDENTITY`, top-level keys; `weights` at any d
   `model.batch_size`, is a training setting and part of the identity.)
 - `checkpoint_every`, `resume`, `skip_finished`: how a job survives an interruption, and
   whether a finished one runs again.
-- `paths` (conf/paths/: the tracking store, checkpoint, weights and Hydra's directories), train.py's
-  `save` and pixel_ga.py's `realness`: where a job's files are. A weight file's contents count
-  instead: the same files elsewhere are the same job, a replaced file makes a new one.
+- `paths` (conf/paths/: the tracking store, checkpoint, weights and Hydra's directories), and the
+  file paths a task names itself (train.py's `save`, pixel_ga.py's `realness`: `extra_keys`):
+  where a job's files are. A weight file's contents count instead: the same files elsewhere are
+  the same job, a replaced file makes a new one.
 - `weights`, at any depth: a weights directory (a model's, the quality's Inception), as above.
 - `image_prompt` and `image_prompt_weight` while `image_prompt` is null (`UNSET_NOT_IDENTITY`),
   so that text-only jobs keep the identity they had before image prompts. An image prompt's file
@@ -51,8 +52,7 @@ if TYPE_CHECKING:  # the models mark their builders with this module, and need n
     from mlflow import MlflowClient
     from mlflow.entities import Run
 
-NOT_IDENTITY = ("threads", "device", "batch_size", "checkpoint_every", "resume", "skip_finished", "paths", "save",
-                "realness")
+NOT_IDENTITY = ("threads", "device", "batch_size", "checkpoint_every", "resume", "skip_finished", "paths")
 #: top-level keys left out while the key they belong to is null: a job without an image prompt
 #: keeps the identity it had before image prompts existed
 UNSET_NOT_IDENTITY = {"image_prompt": ("image_prompt", "image_prompt_weight")}
@@ -78,12 +78,13 @@ def reads_weights(files: Callable[..., Iterable[Path]]) -> Callable[[Builder], B
     return mark
 
 
-def job_identity(cfg: DictConfig, extra_files: Iterable[Path] = ()) -> str:
-    """The job's identity: its config less NOT_IDENTITY, and the contents of the weight files its
-    config's models read plus `extra_files` (those a task loads by itself)."""
+def job_identity(cfg: DictConfig, extra_files: Iterable[Path] = (), extra_keys: Iterable[str] = ()) -> str:
+    """The job's identity: its config less NOT_IDENTITY and `extra_keys` (a task's own file
+    paths), and the contents of the weight files its config's models read plus `extra_files`
+    (those a task loads by itself)."""
     resolved = OmegaConf.to_container(cfg, resolve=True)
     values = _without_weights_dirs(resolved)
-    for key in NOT_IDENTITY:
+    for key in (*NOT_IDENTITY, *extra_keys):
         values.pop(key, None)
     for switch, keys in UNSET_NOT_IDENTITY.items():
         if switch in values and values[switch] is None:

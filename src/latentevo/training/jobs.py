@@ -40,8 +40,12 @@ def loaded_files(cfg: DictConfig) -> list[Path]:
     return files
 
 
+#: where train.py writes its network and pixel_ga.py reads its realness CNN (whose contents count)
+FILE_KEYS = ("save", "realness")
+
+
 def job_identity(cfg: DictConfig) -> str:
-    return identity.job_identity(cfg, loaded_files(cfg))
+    return identity.job_identity(cfg, loaded_files(cfg), FILE_KEYS)
 
 
 def finished_run(cfg: DictConfig) -> str | None:
