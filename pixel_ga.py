@@ -7,13 +7,13 @@ conf/gan/pixel_ga.yaml; runs are tracked in MLflow.
 import hydra
 from omegaconf import DictConfig
 
-from latentevo.cli import exit_on_error
+from latentevo.cli import exit_on_error, run_task
 from latentevo.training.pixel_ga import pixel_search
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="pixel_ga")
 def main(cfg: DictConfig) -> float:
-    return pixel_search(cfg)
+    return run_task(pixel_search, cfg)
 
 
 if __name__ == "__main__":

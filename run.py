@@ -6,13 +6,13 @@ Configuration lives in conf/ (see `python run.py --help`); runs are tracked in M
 import hydra
 from omegaconf import DictConfig
 
-from latentevo.cli import exit_on_error
+from latentevo.cli import exit_on_error, run_task
 from latentevo.pipeline import run_job
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    return run_job(cfg)
+    return run_task(run_job, cfg)
 
 
 if __name__ == "__main__":

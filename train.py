@@ -11,13 +11,13 @@ command runs again. The trained network is saved where `save` says; a generator 
 import hydra
 from omegaconf import DictConfig
 
-from latentevo.cli import exit_on_error
+from latentevo.cli import exit_on_error, run_task
 from latentevo.training.driver import train
 
 
 @hydra.main(version_base="1.3", config_path="conf/gan", config_name="train")
 def main(cfg: DictConfig) -> float:
-    return train(cfg)
+    return run_task(train, cfg)
 
 
 if __name__ == "__main__":

@@ -80,11 +80,21 @@ def test_train_py_identity_leaves_out_threads_but_not_the_models_settings():
 
 
 @pytest.mark.parametrize("paths", ["paths=gan_quick", "paths.store=/tmp/elsewhere", "paths.trained=/tmp/elsewhere"])
-@pytest.mark.parametrize("entry", ["train", "pixel_ga"])
-def test_where_a_gan_job_keeps_its_files_is_not_part_of_its_identity(entry, paths):
-    """The trained networks move with paths.trained (train.py's save, pixel_ga.py's realness);
-    the realness network's contents count, and there is none at either place."""
-    assert jobs.job_identity(gan_config(entry, paths)) == jobs.job_identity(gan_config(entry))
+def test_where_a_train_py_job_keeps_its_files_is_not_part_of_its_identity(paths):
+    assert jobs.job_identity(gan_config("train", paths)) == jobs.job_identity(gan_config("train"))
+
+
+def test_where_pixel_ga_finds_its_realness_network_is_not_part_of_its_identity_its_contents_are(tmp_path):
+    for directory in ("a", "b"):
+        (tmp_path / directory).mkdir()
+        (tmp_path / directory / "realness_shapes.safetensors").write_bytes(b"one network")
+        (tmp_path / directory / "realness_shapes.json").write_text("{}")
+    a, b = (jobs.job_identity(gan_config("pixel_ga", f"paths.trained={tmp_path / d}")) for d in ("a", "b"))
+    assert a == b
+    assert jobs.job_identity(gan_config("pixel_ga", f"paths.trained={tmp_path / 'a'}", "paths=gan_quick",
+                                        "paths.store=/tmp/elsewhere")) == a
+    (tmp_path / "b" / "realness_shapes.safetensors").write_bytes(b"another network")
+    assert jobs.job_identity(gan_config("pixel_ga", f"paths.trained={tmp_path / 'b'}")) != a
 
 
 def test_pixel_ga_identity_hashes_its_realness_network(tmp_path):

@@ -11,12 +11,17 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, MissingConfigException
+from hydra.types import RunMode
+from omegaconf import DictConfig
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
 from .errors import LatentevoError, storage_error
+
+T = TypeVar("T")
 
 
 class Terminated(KeyboardInterrupt):
@@ -80,9 +85,23 @@ def fail(line: str) -> NoReturn:
     sys.exit(1)
 
 
+def run_task(task: Callable[[DictConfig], T], cfg: DictConfig) -> T:
+    """Runs a Hydra task (inside `hydra.main`). A single run's user error is its one line and
+    exit 1 here, before Hydra's own report of a failed job; in a sweep it fails this job alone:
+    the launcher records it, the other jobs run, and the sweeper raises the first failure at the
+    end, which `exit_on_error` reports."""
+    try:
+        return task(cfg)
+    except Exception as err:
+        line = user_error(err)
+        if line is None or HydraConfig.get().mode != RunMode.RUN:
+            raise
+        fail(line)
+
+
 def exit_on_error(main: Callable[[], object]) -> None:
-    """Runs an entry point's `main`. In a Hydra sweep a failing job fails alone: the launcher
-    records it, the other jobs run, and the sweeper raises the first failure at the end, here."""
+    """Runs an entry point's `main`: Hydra's errors before any job, a sweep's failed job, an
+    analysis's error."""
     # Let exceptions reach this function instead of Hydra's multi-line report.
     os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     terminate_as_interrupt()

@@ -33,8 +33,8 @@ def enrolling() -> Iterator[list[RunSpec]]:
 
 def run_job(cfg: DictConfig) -> float | RunSpec:
     """Runs the job and returns its best cos_sim (enrolling: returns its spec). A failed run
-    (marked FAILED) raises its error: `cli.exit_on_error` makes a single run's one line of it,
-    and in a sweep it fails this job and the sweep goes on."""
+    (marked FAILED) raises its error: `cli.run_task` makes a single run's one line of it, and
+    in a sweep it fails this job and the sweep goes on."""
     spec = _checked(cfg)
     enrolled = _enrolled.get()
     if enrolled is not None:

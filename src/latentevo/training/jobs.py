@@ -1,6 +1,6 @@
 """What the Hydra tasks behind `train.py` (`driver.train`) and `pixel_ga.py` (`pixel_ga.pixel_search`)
 share: a job's identity, and its MLflow run (never left RUNNING; the entry point's
-`cli.exit_on_error` makes one line of an error)."""
+`cli.run_task` makes one line of an error)."""
 
 from __future__ import annotations
 
