@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ..models.classifier import ShapesClassifier
 from ..world import ATTRIBUTES
 from .data import scene_batch
+from .state import StateDicts
 
 
 @dataclass
@@ -21,10 +22,12 @@ class ClassifierTrainConfig:
     width: int = 24
 
 
-class ClassifierTrainer:
+class ClassifierTrainer(StateDicts):
     """Every shape x colour pair is seen here: the classifier judges, it is not judged on
     generalisation. Degraded images (blur, noise) keep it reliable on learned generators.
     AdamW with a one-cycle schedule."""
+
+    STATE_DICTS = ("model", "opt", "sched")
 
     def __init__(self, cfg: ClassifierTrainConfig, g: torch.Generator):
         self.cfg, self.g = cfg, g
@@ -56,15 +59,6 @@ class ClassifierTrainer:
     def architecture(self) -> dict:
         return {"width": self.cfg.width}
 
-    def state(self) -> dict:
-        return {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                "g": self.g.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["opt"])
-        self.sched.load_state_dict(state["sched"])
-        self.g.set_state(state["g"])
 
 
 @torch.no_grad()

@@ -14,6 +14,7 @@ from ..models.dcgan import DCGANNetD, dcgan_shapes, init_weights
 from ..models.weights import WORLD_DIR
 from ..paths import resolve
 from .data import ImageSource
+from .state import StateDicts
 
 #: the seed of the held-out renders and samples the critic is judged on
 HELD_OUT = 77_777
@@ -30,9 +31,11 @@ class CriticConfig:
     generator_dir: str | None = None
 
 
-class CriticTrainer:
+class CriticTrainer(StateDicts):
     """Binary cross-entropy on batches of half renders, half generator samples from its prior
     (one batch, so batch norm's statistics are the mixture the critic will see)."""
+
+    STATE_DICTS = ("net", "opt")
 
     def __init__(self, cfg: CriticConfig, source: ImageSource, g: torch.Generator):
         self.cfg, self.source, self.g = cfg, source, g
@@ -74,10 +77,3 @@ class CriticTrainer:
     def architecture(self) -> dict:
         return {"ndf": self.cfg.ndf}
 
-    def state(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "g": self.g.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.g.set_state(state["g"])

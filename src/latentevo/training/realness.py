@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..models.realness import RealnessCNN
 from .data import ImageSource
+from .state import StateDicts
 
 
 def bernoulli_noise(images: torch.Tensor, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,8 +31,10 @@ class RealnessConfig:
     width: int = 32
 
 
-class RealnessTrainer:
+class RealnessTrainer(StateDicts):
     """Regression with squared error on (noised image, 1 - p) pairs from fresh batches."""
+
+    STATE_DICTS = ("net", "opt")
 
     def __init__(self, cfg: RealnessConfig, source: ImageSource, g: torch.Generator):
         self.cfg, self.source, self.g = cfg, source, g
@@ -53,10 +56,3 @@ class RealnessTrainer:
     def architecture(self) -> dict:
         return {"width": self.cfg.width}
 
-    def state(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "g": self.g.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.opt.load_state_dict(state["opt"])
-        self.g.set_state(state["g"])

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..models.vae import VAE
 from .data import ImageSource
+from .state import StateDicts
 
 
 @dataclass
@@ -21,8 +22,10 @@ class VAEConfig:
     beta: float = 1.0
 
 
-class VAETrainer:
+class VAETrainer(StateDicts):
     """ELBO: summed squared reconstruction error per image + β KL(q(z|x) || N(0, I))."""
+
+    STATE_DICTS = ("vae", "opt")
 
     def __init__(self, cfg: VAEConfig, source: ImageSource, g: torch.Generator):
         self.cfg, self.source, self.g = cfg, source, g
@@ -57,10 +60,3 @@ class VAETrainer:
     def architecture(self) -> dict:
         return {"nz": self.cfg.nz, "width": self.cfg.width}
 
-    def state(self) -> dict:
-        return {"vae": self.vae.state_dict(), "opt": self.opt.state_dict(), "g": self.g.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.vae.load_state_dict(state["vae"])
-        self.opt.load_state_dict(state["opt"])
-        self.g.set_state(state["g"])
