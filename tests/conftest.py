@@ -23,6 +23,13 @@ def store(tmp_path_factory):
     return uri
 
 
+@pytest.fixture
+def tracking(store, monkeypatch):
+    """The module's store as the runs' tracking store, for in-process runs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    return store
+
+
 @pytest.fixture(scope="session")
 def world_quick(tmp_path_factory):
     """`make world-quick` into a fresh directory and a fresh store (which its two parallel

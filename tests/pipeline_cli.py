@@ -23,12 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from joblib.externals.loky import reusable_executor
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from latentevo.models.weights import WORLD_DIR
+from latentevo.pipeline import RunSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINED_CLIP = (WORLD_DIR / "clip.safetensors").is_file()
@@ -143,6 +145,15 @@ def run_script(script: str, args: list[str], uri: str, out: Path, env: dict[str,
     if process:
         return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
     return invoke(command, environ)
+
+
+def composed_specs(experiment: str, jobs: list[list[str]], common: list[str]) -> list[RunSpec]:
+    """The runs of `jobs` (override lists, each over `common`) as the launcher composes them, in
+    experiment `experiment`; each named by its overrides."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return [RunSpec.of(compose("config", overrides=[*common, *job, f"experiment_name={experiment}"]),
+                           ",".join(job), job)
+                for job in jobs]
 
 
 def run_cli(args: list[str], uri: str, out: Path, env: dict[str, str] | None = None, process: bool = False):

@@ -50,12 +50,6 @@ def test_adam_keeps_the_best_so_far_when_a_step_makes_things_worse():
     assert any(g.cos_sim.max() < best[i - 1] for i, g in enumerate(gens[1:], 1))
 
 
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
-
-
 def test_adam_improves_cos_sim_on_the_dcgan(tracking):
     [outcome] = run_pack(specs_of("adam_improves", [["algo=adam", "generations=12"]], ADAM))
     assert outcome.status == "FINISHED", outcome.error

@@ -23,12 +23,6 @@ def specs_of(experiment: str, overrides: list[str]) -> list[RunSpec]:
                            experiment)]
 
 
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
-
-
 def gif(client, run_id: str, name: str, tmp_path: Path) -> Image.Image:
     return Image.open(client.download_artifacts(run_id, name, str(tmp_path)))
 

@@ -121,12 +121,6 @@ def specs(*jobs_: list[str]) -> list[RunSpec]:
                 for job in jobs_]
 
 
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
-
-
 def test_run_py_and_the_run_missing_planner_agree_on_which_jobs_are_done(tracking):
     [first] = run_pack(specs(["seed=0"]))
     assert first.status == "FINISHED"

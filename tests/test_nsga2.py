@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from pipeline_cli import MECHANICS_CLIP, ROOT, histories, run_cli, runs_of
+from pipeline_cli import MECHANICS_CLIP, composed_specs, histories, run_cli, runs_of
 from test_packs import same_runs
 
 from latentevo.errors import ConfigError, WeightsError
@@ -28,16 +27,7 @@ NSGA2 = ["algo=nsga2", "prompt='a red circle'"]
 
 
 def specs_of(experiment: str, jobs: list[list[str]], common: list[str] = SMALL) -> list[RunSpec]:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return [RunSpec.of(compose("config", overrides=[*common, *job, f"experiment_name={experiment}"]),
-                           ",".join(job), job)
-                for job in jobs]
-
-
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
+    return composed_specs(experiment, jobs, common)
 
 
 def dominated(f: np.ndarray, point: np.ndarray) -> bool:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
-from pipeline_cli import MECHANICS_CLIP, ROOT, histories, run_cli, runs_of
+from pipeline_cli import MECHANICS_CLIP, ROOT, composed_specs, histories, run_cli, runs_of
 
 from hydra_plugins.latentevo_launcher.packed_launcher import plan_packs
 from hydra_plugins.latentevo_launcher.slurm_launcher import PackTask
@@ -21,16 +21,7 @@ TESTS_DIR = str(Path(__file__).resolve().parent)
 
 
 def specs_of(experiment: str, jobs: list[list[str]], common: list[str] = SMALL) -> list[RunSpec]:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return [RunSpec.of(compose("config", overrides=[*common, *job, f"experiment_name={experiment}"]),
-                           ",".join(job), job)
-                for job in jobs]
-
-
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
+    return composed_specs(experiment, jobs, common)
 
 
 def by_name(uri: str, experiment: str) -> dict:

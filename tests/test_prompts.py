@@ -165,12 +165,6 @@ def test_an_image_files_contents_are_part_of_the_identity(tmp_path):
     assert plain == Job.of(config("image_prompt_weight=3.0"), "sqlite:///x.db").identity != first
 
 
-@pytest.fixture
-def tracking(store, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
-    return store
-
-
 def test_a_short_search_matches_an_image_prompt_of_a_rendered_scene(tracking):
     cfg = config("prompt=null", f"image_prompt='{SCENE}'", "generations=15", "log_every=5", "experiment_name=scene")
     outcome = run_pack([RunSpec.of(cfg, "scene")])[0]
