@@ -50,7 +50,7 @@ test-full: ## every test but the cluster's and the browser's, slow ones included
 	$(PY) -m pytest -m 'not cluster and not browser'
 
 test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed MLflow server, and their faults (root; starts them)
-	$(PY) -m pytest -m cluster
+	$(PY) -m pytest -m cluster -n 0
 
 test-trained: ## the tests that judge results with the trained shapes-world models
 	$(PY) -m pytest -m trained_weights
@@ -62,8 +62,10 @@ test-trained: ## the tests that judge results with the trained shapes-world mode
 # dcgan_gpu chooses). A FINISHED run of the same config whose weights are there is not run again.
 WORLD_DIR ?= src/latentevo/assets/world
 WORLD_QUICK_DIR ?= .cache/world-quick
+# Hydra's folder of each training job (its log and composed config)
+WORLD_RUNS ?= .cache/world-runs
 WORLD_DCGAN ?= $(shell $(PY) -c 'import torch; print("dcgan_gpu" if torch.cuda.is_available() else "dcgan_cpu")')
-world_train = $(PY) train.py world=$(2) world_dir=$(1) 'hydra.run.dir=.cache/world-runs/$(notdir $(1))/$(2)'
+world_train = $(PY) train.py world=$(2) world_dir=$(1) 'hydra.run.dir=$(WORLD_RUNS)/$(notdir $(1))/$(2)'
 WORLD_QUICK_ARGS ?= eval_samples=200 final_samples=200
 WORLD_QUICK_clip ?= model.iterations=9 model.image_pretrain_steps=3 model.batch_size=16 model.warmup=2
 WORLD_QUICK_classifier ?= model.iterations=6 model.batch_size=16
@@ -112,7 +114,7 @@ ui-screenshots: ## screenshots of the MLflow UI (runs table, best_cos_sim chart,
 	$(PY) scripts/ui_screenshots.py --out figures/ui
 
 test-browser: ## the MLflow UI checked in headless Chromium (Debian: apt-get install chromium)
-	$(PY) -m pytest -m browser
+	$(PY) -m pytest -m browser -n 0
 
 mlflow-server: ## shared MLflow tracking server, artifacts served from mlflow-server/, http://127.0.0.1:5000 (BACKEND=sqlite|postgresql)
 	mkdir -p $(MLFLOW_SERVER_DIR)

@@ -1,8 +1,20 @@
-"""Session-wide test settings."""
+"""Session-wide test settings. The suite runs on pytest-xdist's workers (pyproject's addopts:
+`-n logical --dist loadscope`): one worker a core, each test module on one worker, so that its
+module-scoped fixtures are built once. Every test keeps its files in its own temporary folders."""
+
+import os
 
 import pytest
+import torch
 
 from latentevo.tracking import open_experiment
+
+
+def pytest_configure(config):
+    """Each worker's in-process torch work gets its share of the cores (torch takes them all)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -33,7 +45,8 @@ def tracking(store, monkeypatch):
 @pytest.fixture(scope="session")
 def world_quick(tmp_path_factory):
     """`make world-quick` into a fresh directory and a fresh store (which its two parallel
-    train.py processes meet at once): the store's URI, the directory, and make's result."""
+    train.py processes meet at once): the store's URI, the directory, and make's result. Its
+    tests share a module, and so a worker."""
     from gan_cli import run_world_quick
 
     root = tmp_path_factory.mktemp("world-quick")

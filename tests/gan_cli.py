@@ -32,9 +32,10 @@ def compose_train(overrides: list[str]) -> DictConfig:
 
 
 def run_world_quick(uri: str, out: Path):
-    """`make world-quick` into `out`, tracking into `uri`."""
+    """`make world-quick` into `out`, tracking into `uri`, Hydra's job folders beside `out`."""
     environ = os.environ | {"MLFLOW_TRACKING_URI": uri, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    command = ["make", "world-quick", f"PY={sys.executable}", f"WORLD_QUICK_DIR={out}"]
+    command = ["make", "world-quick", f"PY={sys.executable}", f"WORLD_QUICK_DIR={out}",
+               f"WORLD_RUNS={out.parent / 'world-runs'}"]
     return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=900)
 
 

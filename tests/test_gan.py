@@ -195,7 +195,7 @@ def test_bad_input_is_one_line_and_leaves_no_run_running(store, tmp_path, args, 
     (["model=vae", "model.iterations=0"], "model.iterations must be an integer >= 1"),
     (["eval_samples=-5"], "eval_samples must be an integer >= 1"),
 ])
-def test_bad_settings_are_config_errors_before_any_run(overrides, message):
+def test_bad_settings_are_config_errors_before_any_run(overrides, message, tracking):
     with pytest.raises(ConfigError, match=message):
         driver.train(compose_train(
             [*overrides, "model.ngf=8", "model.ndf=8"] if "model=vae" not in overrides else overrides

@@ -6,7 +6,10 @@ import shutil
 
 import pytest
 import torch
+from gan_cli import history
 from mlflow import MlflowClient
+from pipeline_cli import run_module
+from safetensors.torch import load_file
 
 from latentevo.errors import WeightsError
 from latentevo.models.classifier import shapes_classifier
@@ -154,3 +157,58 @@ def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(worl
     assert clip.embed_text(["a red circle"]).shape == (1, 128)
     assert shapes_classifier(weights_dir=out)(torch.rand(2, 3, 64, 64))["shape"].shape == (2, 6)
     assert dcgan_shapes(weights_dir=out)(torch.zeros(1, 129)).shape == (1, 3, 32, 32)
+
+
+def world_run(uri: str, name: str):
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("shapes-world").experiment_id],
+                                f"attributes.run_name = '{name}'")
+    return client, run
+
+
+def test_the_quick_dcgan_is_judged_through_its_run_and_loads_with_its_class_order(world_quick):
+    uri, out, result = world_quick
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, run = world_run(uri, "dcgan-quick")
+    # judged at the first and the last iteration, and of the saved weights at the end
+    assert sorted(history(client, run.info.run_id, "fd_classifier")) == [1, 6]
+    losses = history(client, run.info.run_id, "loss_d")
+    assert sorted(losses) == [6] and all(v > 0 for v in losses.values())
+    assert history(client, run.info.run_id, "instance_noise")[6] == 0.0  # annealed over the first half
+    config = json.loads((out / "dcgan.json").read_text())
+    evaluation = config["evaluation"]
+    assert evaluation["fd_classifier"] > evaluation["fd_classifier_real"] > 0
+    assert run.data.metrics["fd_classifier_n200"] == evaluation["fd_classifier"]
+    assert 0 <= evaluation["confident_rate"] <= 1 and 0 <= evaluation["asked_shape"] <= 1
+    assert config["training"]["model"]["iterations"] == 6 and config["training"]["device"] == "cpu"
+    # JSON sorts keys: the class logits must keep the order they were trained in
+    assert [name for name, _ in config["architecture"]["classes"]] == list(ATTRIBUTES)
+    loaded = dcgan_shapes(weights_dir=out)
+    assert loaded.latent_dim == 129 and list(loaded.net.classes) == list(ATTRIBUTES)
+    # float16 on disk, as the committed models
+    assert all(t.dtype == torch.float16 for t in load_file(out / "dcgan.safetensors").values() if t.is_floating_point())
+    assert loaded(torch.zeros(2, 129)).shape == (2, 3, 32, 32)
+
+
+GALLERY = "latentevo.training.gallery"
+
+
+def test_the_docs_gallery_draws_its_three_pictures(tmp_path):
+    result = run_module(GALLERY, ["--out", str(tmp_path / "docs")])
+    assert result.returncode == 0, result.stderr[-2000:]
+    pictures = ("world_renders.png", "world_generators.png", "world_dcgan_shapes.png")
+    assert sorted(p.name for p in (tmp_path / "docs").iterdir()) == sorted(pictures)
+    assert all((tmp_path / "docs" / name).stat().st_size > 1000 for name in pictures)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("argument", f"error: python -m {GALLERY}: unrecognized arguments: --bogus (see python -m {GALLERY} --help)"),
+    ("out", "error: cannot write {out} (File exists); choose a writable directory"),
+])
+def test_the_docs_gallery_refuses_bad_input_with_one_line(tmp_path, bad, message):
+    out = tmp_path / "docs"
+    out.write_text("in the way")
+    result = run_module(GALLERY, ["--bogus"] if bad == "argument" else ["--out", str(out)])
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(message.format(out=out)), result.stderr[-2000:]
