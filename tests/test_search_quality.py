@@ -12,13 +12,14 @@ SEEDS = [0, 1, 2, 3]
 
 
 def ga_runs(tmp_path_factory, name: str, prompt: str, generations: int):
-    """GA (pop 16) on `prompt` for each seed, through the real CLI."""
+    """GA (pop 16) on `prompt` for each seed, through the real CLI: one pack, whose runs are
+    the runs each seed would make alone (test_packs)."""
     out = tmp_path_factory.mktemp(name)
     uri = f"sqlite:///{out / 'mlflow.db'}"
     open_experiment(name, uri)
     seeds = ",".join(map(str, SEEDS))
-    args = ["-m", "hydra/launcher=local", f"prompt={prompt}", "algo=ga", f"seed={seeds}", f"generations={generations}",
-            f"experiment_name={name}"]
+    args = ["-m", "hydra.launcher.workers=1", f"prompt={prompt}", "algo=ga", f"seed={seeds}",
+            f"generations={generations}", f"experiment_name={name}"]
     result = run_cli(args, uri, out)
     assert result.returncode == 0, result.stderr[-2000:]
     client, runs = runs_of(uri, name)
