@@ -19,7 +19,6 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,18 +26,12 @@ import threading
 import time
 from pathlib import Path
 
-import requests
 from mlflow import MlflowClient
 
-from latentevo.tracking import open_experiment, tracked_run
+from latentevo.tracking import TrackingError, open_experiment, tracked_run
+from latentevo.tracking.server import free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -51,15 +44,11 @@ def server(directory: Path, backend: str):
                             cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the {backend} server did not start:\n"
-                                 f"{(directory / f'{backend}.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+        try:
+            wait_until_serving(uri, proc)
+        except TrackingError as err:
+            raise SystemExit(f"the {backend} server did not start ({err}):\n"
+                             f"{(directory / f'{backend}.log').read_text()[-2000:]}") from None
         yield uri
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,6 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
-import requests
 from hydra import compose, initialize_config_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,29 +69,22 @@ def record_runs(uri: str) -> tuple[str, str]:
     return experiment_id, outcomes[0].run_id
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def mlflow_ui(uri: str) -> Iterator[str]:
     """`mlflow ui` on the store, as `make ui` starts it, on a free local port; its address."""
+    from latentevo.tracking import TrackingError
+    from latentevo.tracking.server import free_port, wait_until_serving
+
     port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
     server = subprocess.Popen([str(mlflow), "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     address = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{address}/health", timeout=2).ok:
-                    break
-            if server.poll() is not None or time.monotonic() > deadline:
-                sys.exit(f"error: mlflow ui did not start on {address}")
-            time.sleep(0.5)
+        try:
+            wait_until_serving(address, server, timeout_s=120)
+        except TrackingError as err:
+            sys.exit(f"error: mlflow ui did not start on {address}: {err}")
         yield address
     finally:
         server.terminate()

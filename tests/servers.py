@@ -3,19 +3,15 @@
 import contextlib
 import os
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
-import requests
 from pipeline_cli import ROOT
 
+from latentevo.tracking import TrackingError
+from latentevo.tracking.server import free_port, wait_until_serving
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+__all__ = ["free_port", "mlflow_server"]
 
 
 @contextlib.contextmanager
@@ -30,14 +26,10 @@ def mlflow_server(directory: Path, port: int, **make_vars: object):
     )
     uri = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{uri}/health", timeout=2).ok:
-                    break
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                (directory.parent / f"server-{port}.log").read_text())
-            time.sleep(0.5)
+        try:
+            wait_until_serving(uri, proc)
+        except TrackingError as err:
+            raise AssertionError(f"{err}\n{(directory.parent / f'server-{port}.log').read_text()}") from None
         yield uri, proc
     finally:
         with contextlib.suppress(ProcessLookupError):
