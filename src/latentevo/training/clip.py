@@ -34,6 +34,7 @@ from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from ..world.captions import UNNAMED, perturb_content, sample_content, truth_matrix
 from .clip_eval import evaluate_scorer
 from .data import HELD_OUT_PAIRS, scene_batch
+from .state import StateDicts
 
 
 @dataclass
@@ -127,10 +128,12 @@ def lr_at(step: int, cfg: ClipTrainConfig) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-class ClipTrainer:
+class ClipTrainer(StateDicts):
     """The mini-CLIP: `image_pretrain_steps` of attribute labels alone on the image tower
     (constant learning rate), then the trunk locked and the rest trained contrastively (warmup
     and cosine decay); `evaluate` measures zero-shot accuracy and retrieval on fresh renders."""
+
+    STATE_DICTS = ("model", "heads", "opt")
 
     def __init__(self, cfg: ClipTrainConfig, g: torch.Generator):
         if cfg.steps < 1:
@@ -219,16 +222,12 @@ class ClipTrainer:
         return {"open_clip_model": WORLD_CLIP} | open_clip.get_model_config(WORLD_CLIP)
 
     def state(self) -> dict:
-        return {"model": self.model.state_dict(), "heads": self.heads.state_dict(), "opt": self.opt.state_dict(),
-                "iteration": self.iteration, "g": self.g.get_state(), "rng": self.rng.getstate()}
+        return super().state() | {"iteration": self.iteration, "rng": self.rng.getstate()}
 
     def load_state(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.heads.load_state_dict(state["heads"])
         self.iteration = state["iteration"]
         if self.iteration > self.cfg.image_pretrain_steps:
-            self.lock()
-        self.opt.load_state_dict(state["opt"])
+            self.lock()  # the contrastive phase's optimiser, whose state was saved
+        super().load_state(state)
         self.train_mode()
-        self.g.set_state(state["g"])
         self.rng.setstate(state["rng"])

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..models.dcgan import WORLD_CLASSES, DCGANNetD, DCGANNetG, init_weights
 from .data import ImageSource
 from .losses import MUTATIONS, discriminator_loss
+from .state import StateDicts
 
 # the chunk of latents a generator is sampled in: 2,000 samples of a wide one at once fill a GPU
 SAMPLE_CHUNK = 500
@@ -69,11 +70,13 @@ def check(cfg: GANConfig, source: ImageSource) -> dict[str, int]:
     return {name: WORLD_CLASSES[name] for name in cfg.classes}
 
 
-class GANTrainer:
+class GANTrainer(StateDicts):
     """A generator and discriminator on the DCGAN architecture, with Adam for each, on `device`.
 
     Batches are drawn on the CPU from g; latents and noise come from g too on the CPU, or from a
     second generator seeded alike on an accelerator."""
+
+    STATE_DICTS = ("net_g", "net_d", "opt_g", "opt_d")
 
     def __init__(self, cfg: GANConfig, source: ImageSource, g: torch.Generator):
         classes = check(cfg, source)
@@ -141,18 +144,12 @@ class GANTrainer:
                 "classes": list(self.net_g.classes.items()), "temperature": self.cfg.temperature}
 
     def state(self) -> dict:
-        state = {"net_g": self.net_g.state_dict(), "net_d": self.net_d.state_dict(), "opt_g": self.opt_g.state_dict(),
-                 "opt_d": self.opt_d.state_dict(), "iteration": self.iteration, "g": self.g.get_state(),
-                 "g_dev": self.g_dev.get_state()}
+        state = super().state() | {"iteration": self.iteration, "g_dev": self.g_dev.get_state()}
         return state | ({"ema": self.ema.state_dict()} if self.ema is not None else {})
 
     def load_state(self, state: dict) -> None:
-        self.net_g.load_state_dict(state["net_g"])
-        self.net_d.load_state_dict(state["net_d"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        super().load_state(state)
         self.iteration = state["iteration"]
-        self.g.set_state(state["g"])
         self.g_dev.set_state(state["g_dev"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 class StateDicts:
     """`state` / `load_state` for a trainer whose state is its `STATE_DICTS` attributes' state_dicts
-    and `g`; checkpoints keep each under the attribute's name."""
+    and `g`; checkpoints keep each under the attribute's name. A trainer with more state (a step
+    count, a second generator) adds it to `super().state()` and reads it around `super().load_state`."""
 
     STATE_DICTS: tuple[str, ...] = ()
 
