@@ -121,12 +121,18 @@ def _descriptors_captured():
 
 
 def invoke(command: list[str], environ: dict[str, str]) -> subprocess.CompletedProcess:
-    """`command` (python SCRIPT ARGS) run in this process, with the script as `__main__`."""
+    """`command` (python SCRIPT ARGS, or python -m MODULE ARGS) run in this process, with the
+    script or module as `__main__`."""
+    module = command[2] if command[1] == "-m" else None
+    argv = [module, *command[3:]] if module else command[1:]
     out, err = io.StringIO(), io.StringIO()
     with _descriptors_captured() as children:
-        with _process_state(command[1:], environ), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with _process_state(argv, environ), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                runpy.run_path(str(ROOT / command[1]), run_name="__main__")
+                if module:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(str(ROOT / command[1]), run_name="__main__")
                 status = 0
             except SystemExit as stop:
                 status = _exit_status(stop.code, err)
@@ -145,6 +151,11 @@ def run_script(script: str, args: list[str], uri: str, out: Path, env: dict[str,
     if process:
         return subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600)
     return invoke(command, environ)
+
+
+def run_module(module: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m MODULE ARGS` in this process."""
+    return invoke([sys.executable, "-m", module, *args], os.environ | (env or {}))
 
 
 def composed_specs(experiment: str, jobs: list[list[str]], common: list[str]) -> list[RunSpec]:

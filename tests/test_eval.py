@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 from omegaconf import OmegaConf
-from pipeline_cli import MECHANICS_CLIP, error_lines, run_cli, runs_of
+from pipeline_cli import MECHANICS_CLIP, error_lines, run_cli, run_module, runs_of
 
 from analysis import eval as E
 from analysis import make_eval
@@ -32,6 +32,7 @@ from latentevo.world import SHAPES
 
 CLASSES = ["circle", "star"]
 SEEDS, POP = 2, 8
+CIFAR10_TRAINING = "latentevo.evaluation.train_cifar10"
 QUICK = [f"evaluation.target={','.join(CLASSES)}", "algo=ga", f"seed=range({SEEDS})", f"pop_size={POP}",
          "generations=3", "log_every=3", "hydra/launcher=local", *MECHANICS_CLIP]
 
@@ -204,13 +205,23 @@ def test_missing_weights_offline_are_one_line_errors(tmp_path, monkeypatch):
         assert "\n" not in str(err.value) and str(tmp_path) in str(err.value)
 
 
-def test_cifar10_training_without_the_data_offline_stops_with_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("LATENTEVO_OFFLINE", "1")
-    with pytest.raises(SystemExit) as stop:
-        train_cifar10.main(["--data", str(tmp_path), "--weights", str(tmp_path)])
-    assert stop.value.code == 1
-    lines = capsys.readouterr().err.strip().splitlines()
+def test_cifar10_training_without_the_data_offline_stops_with_one_line(tmp_path):
+    result = run_module(CIFAR10_TRAINING, ["--data", str(tmp_path), "--weights", str(tmp_path)],
+                        env={"LATENTEVO_OFFLINE": "1"})
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: CIFAR-10 is not in") and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "many"], "argument --epochs: invalid int value: 'many'"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_cifar10_training_refuses_a_bad_command_line_with_one_line(args, message):
+    result = run_module(CIFAR10_TRAINING, args)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: python -m {CIFAR10_TRAINING}: {message} (see python -m {CIFAR10_TRAINING} --help)"]
 
 
 def test_cifar10_training_learns_a_separable_task():

@@ -9,7 +9,6 @@ there first when the network allows.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -17,8 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from ..cli import ArgumentParser, exit_on_error
 from ..devices import resolve_device
-from ..errors import LatentevoError, WeightsError
+from ..errors import WeightsError
 from ..models.classifier import CIFAR10_FILE, Cifar10Net
 from ..models.pretrained import can_download, weights_dir
 from ..models.weights import save_weights
@@ -84,7 +84,8 @@ def train(train_set: Dataset, test_set: Dataset, epochs: int, batch_size: int, d
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(prog="python -m latentevo.evaluation.train_cifar10", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="where CIFAR-10 is (or is downloaded to)")
     parser.add_argument("--weights", type=Path,
                         help="weights directory (default: $LATENTEVO_WEIGHTS, else ~/.cache/latentevo/weights)")
@@ -92,17 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... or auto (cuda when there is one)")
     args = parser.parse_args(argv)
-    try:
-        root = args.data.expanduser()
-        train_set, test_set = cifar10(root, train=True), cifar10(root, train=False)
-        model, test_accuracy = train(train_set, test_set, args.epochs, args.batch_size, resolve_device(args.device))
-        path = weights_dir(args.weights) / CIFAR10_FILE
-        save_weights(path, model.state_dict())
-    except LatentevoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(1) from None
+    root = args.data.expanduser()
+    train_set, test_set = cifar10(root, train=True), cifar10(root, train=False)
+    model, test_accuracy = train(train_set, test_set, args.epochs, args.batch_size, resolve_device(args.device))
+    path = weights_dir(args.weights) / CIFAR10_FILE
+    save_weights(path, model.state_dict())
     print(f"test accuracy {test_accuracy:.2%}; weights: {path}")
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)

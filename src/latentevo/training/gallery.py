@@ -6,7 +6,6 @@ the DCGAN asked for each shape.
 
 from __future__ import annotations
 
-import argparse
 import random
 import textwrap
 from pathlib import Path
@@ -18,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from ..cli import ArgumentParser, exit_on_error  # noqa: E402
 from ..models.dcgan import dcgan_shapes  # noqa: E402
 from ..models.shapes import ShapesGenerator  # noqa: E402
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text, random_scenes, render  # noqa: E402
@@ -87,7 +87,7 @@ def dcgan_by_shape(path: Path, cols: int = 8, seed: int = 0) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m latentevo.training.gallery", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -98,4 +98,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)
