@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,9 @@ def invoke(command: list[str], environ: dict[str, str]) -> subprocess.CompletedP
         with _process_state(argv, environ), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 if module:
-                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                    with warnings.catch_warnings():  # a module the tests imported already, as a process has not
+                        warnings.filterwarnings("ignore", "'.*' found in sys.modules", RuntimeWarning)
+                        runpy.run_module(module, run_name="__main__", alter_sys=True)
                 else:
                     runpy.run_path(str(ROOT / command[1]), run_name="__main__")
                 status = 0

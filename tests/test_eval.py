@@ -34,7 +34,7 @@ CLASSES = ["circle", "star"]
 SEEDS, POP = 2, 8
 CIFAR10_TRAINING = "latentevo.evaluation.train_cifar10"
 QUICK = [f"evaluation.target={','.join(CLASSES)}", "algo=ga", f"seed=range({SEEDS})", f"pop_size={POP}",
-         "generations=3", "log_every=3", "hydra/launcher=local", *MECHANICS_CLIP]
+         "generations=3", "log_every=3", "hydra.launcher.workers=1", *MECHANICS_CLIP]
 
 
 @pytest.fixture(scope="module")

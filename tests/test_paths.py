@@ -2,14 +2,11 @@
 trained networks and Hydra's folders where it says, for run.py, train.py and pixel_ga.py alike,
 over $MLFLOW_TRACKING_URI; and `python -m analysis` reads the store the same choice names."""
 
-import subprocess
-import sys
-
 import pytest
 from gan_cli import compose_train
 from hydra import compose, initialize_config_dir
 from mlflow import MlflowClient
-from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli
+from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, run_module
 
 from analysis.__main__ import main as analysis
 from analysis.store import selected
@@ -83,8 +80,7 @@ def test_python_m_analysis_refuses_a_bad_command_line_with_one_usage_error(argv,
 
 
 def test_python_m_analysis_reports_a_bad_argument_in_one_line_and_exit_1():
-    result = subprocess.run([sys.executable, "-m", "analysis", "egan", "--paths", "nope"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = run_module("analysis", ["egan", "--paths", "nope"])
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: In 'config': Could not find 'paths/nope'; available: default, eval_quick, gan, gan_quick, "
