@@ -307,9 +307,10 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
                        for name, runs in tables])
     for name, runs in tables:
         if name == "evolution_vs_gradient":
-            sections += [f"\n## {name}: every algorithm at the largest n_evals all runs reached (mean, 95 % bootstrap "
-                         "CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
-                         write_table(equal_cost(runs), out, f"{name}_equal_n_evals")]
+            for cost in ("n_evals", "wall_s"):
+                sections += [f"\n## {name}: every algorithm at the largest {cost} all runs reached (mean, 95 % "
+                             "bootstrap CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
+                             write_table(equal_cost(runs, cost), out, f"{name}_equal_{cost}")]
     sections += ["\n## The thesis's observations, in numbers\n"]
     if "ga_vs_de" in dict(tables):
         in_ga_vs_de = obs[obs["experiment"] == "ga_vs_de"]
@@ -325,8 +326,8 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     return sections
 
 
-def equal_cost(runs: Runs) -> pd.DataFrame:
-    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], "n_evals", "adam")
+def equal_cost(runs: Runs, cost: str) -> pd.DataFrame:
+    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], cost, "adam")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
