@@ -65,6 +65,8 @@ METRIC_LABELS = {
     "eval_best_correct": "the classifier names the asked shape in the best image",
     "ms_per_eval": "wall time per evaluation (ms, one image; the run's own, runs one at a time)",
 }
+#: metrics of a whole run rather than of its final generation: no "final" in their labels
+NOT_FINAL = {"ms_per_eval"}
 COST_LABELS = {"n_evals": "evaluations (Adam: one forward + backward each)", "wall_s": "wall time of the run (s)"}
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
@@ -306,8 +308,13 @@ def condition_points(data: pd.DataFrame, metrics: list[str], by: str, hue: str, 
     for ax, metric in zip(axes[0], metrics):
         sns.pointplot(data=data, x=metric, y=by, hue=hue, order=order, hue_order=hue_order, errorbar=t_interval,
                       dodge=0.4, linestyle="none", ax=ax)
-        ax.set(xlabel=_label(metric, prefix="final ", width=40), ylabel=by if ax is axes[0][0] else "")
-        ax.legend(title=f"{hue}: mean, 95 % t-interval", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
+        prefix = "" if metric in NOT_FINAL else "final "
+        ax.set(xlabel=_label(metric, prefix=prefix, width=40), ylabel=by if ax is axes[0][0] else "")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    # one legend for every panel, above them, where it hides no point
+    fig.legend(handles, labels, title=f"{hue}: mean, 95 % t-interval over runs", loc="upper right", ncols=len(labels),
+               fontsize=9, frameon=False)
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
