@@ -143,6 +143,19 @@ def test_stylegan2_discriminator_judges_each_image_alone():
             "final_linear.0.weight", "final_linear.1.bias"} <= set(keys)
 
 
+def test_the_committed_critic_judges_each_image_alone_in_any_batch():
+    """A pack scores its runs' images in chunks of up to 64: each image's realness must be the
+    one it has alone (float32 sigmoid put 1-3 images in 64 an ulp off)."""
+    from latentevo.models.shapes import ShapesGenerator
+
+    critic, generator = dcgan_shapes_critic(), ShapesGenerator()
+    for seed in range(4):
+        images = generator(generator.sample_latents(64, torch.Generator().manual_seed(seed)))
+        alone = torch.cat([critic(image[None]) for image in images])
+        for chunk in (16, 48, 64):
+            assert torch.equal(torch.cat([critic(c) for c in images.split(chunk)]), alone), (seed, chunk)
+
+
 def test_facegen_realness_cnn_loads_by_path(tmp_path):
     from latentevo.models.realness import RealnessCNN
     from latentevo.models.weights import save_weights
