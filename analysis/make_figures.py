@@ -53,7 +53,10 @@ class Settings:
 
 
 THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
-FULL = Settings({name: [] for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
+#: experiments whose runs time their own compute: one job at a time (a pack's timestamps time the pack)
+ONE_AT_A_TIME = ("evolution_vs_gradient", "augclip")
+FULL = Settings({name: ["hydra/launcher=local"] if name in ONE_AT_A_TIME else []
+                 for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
 # A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
 QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
 QUICK = Settings(
