@@ -28,7 +28,7 @@ MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
 .PHONY: help setup lint test test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
-.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness exp-evolution-vs-gradient exp-penalties exp-image-prompts figures-thesis bench-real
+.PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness exp-evolution-vs-gradient exp-penalties exp-image-prompts exp-augclip figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
 .PHONY: egan egan-quick facegen facegen-quick gan-egan gan-dcgan gan-facegen
@@ -177,6 +177,10 @@ exp-penalties: ## prompt algebra: does "-a <c> background" lower colour_leak and
 
 exp-image-prompts: ## a scene as caption, rendered image or both: truth_match against the scene
 	PY=$(PY) experiments/run.sh image_prompts
+
+# one job at a time, the two arms alternating, so that each run's timestamps time its own compute
+exp-augclip: ## AugCLIP: augment=crops vs none on held-out prompts, truth_match, the classifier, wall time per evaluation
+	PY=$(PY) experiments/run.sh augclip hydra/launcher=local
 
 # E-GAN and FaceGen (docs/gan.md): train.py and pixel_ga.py runs in their own store, trained
 # networks in its weights/ (paths=gan: .cache/gan; the quick targets paths=gan_quick). A FINISHED

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 
 from .load import Runs, artifact_file, logged_generations  # noqa: E402
-from .stats import on_common_grid  # noqa: E402
+from .stats import on_common_grid, t_interval  # noqa: E402
 
 # one progress bar per downloaded image would bury the build's own output
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -62,7 +62,11 @@ METRIC_LABELS = {
     "colour_leak": "colour leak: the best image's background has the prompt's object colour",
     "object_cos_sim": "cos_sim of the best image to the object term (term 0)",
     "exact_match": "best image shows every attribute of the target",
+    "eval_best_correct": "the classifier names the asked shape in the best image",
+    "ms_per_eval": "wall time per evaluation (ms, one image; the run's own, runs one at a time)",
 }
+#: metrics of a whole run rather than of its final generation: no "final" in their labels
+NOT_FINAL = {"ms_per_eval"}
 COST_LABELS = {"n_evals": "evaluations (Adam: one forward + backward each)", "wall_s": "wall time of the run (s)"}
 # cosine similarity of CLIP embeddings: dimensionless, in [-1, 1]
 COS_SIM_UNIT = "(cosine similarity, −1…1)"
@@ -297,15 +301,20 @@ def fronts(runs: Runs, client: MlflowClient, seeds: list[int]) -> Figure:
 def condition_points(data: pd.DataFrame, metrics: list[str], by: str, hue: str, hue_order: list[str],
                      title: str) -> Figure:
     """One panel per metric: each run's final value per `by` (a row each) and `hue` condition,
-    mean with a 95 % bootstrap confidence interval over runs."""
+    mean with its 95 % Student-t confidence interval over runs (the tables' intervals)."""
     order = list(dict.fromkeys(data[by]))
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 1.4 + 0.5 * len(order)), squeeze=False,
                              sharey=True)
     for ax, metric in zip(axes[0], metrics):
-        sns.pointplot(data=data, x=metric, y=by, hue=hue, order=order, hue_order=hue_order, errorbar=("ci", 95),
-                      seed=CI_SEED, dodge=0.4, linestyle="none", ax=ax)
-        ax.set(xlabel=_label(metric, prefix="final ", width=40), ylabel=by if ax is axes[0][0] else "")
-        ax.legend(title=f"{hue}: mean, 95 % CI", fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
+        sns.pointplot(data=data, x=metric, y=by, hue=hue, order=order, hue_order=hue_order, errorbar=t_interval,
+                      dodge=0.4, linestyle="none", ax=ax)
+        prefix = "" if metric in NOT_FINAL else "final "
+        ax.set(xlabel=_label(metric, prefix=prefix, width=40), ylabel=by if ax is axes[0][0] else "")
+        handles, labels = ax.get_legend_handles_labels()
+        ax.get_legend().remove()
+    # one legend for every panel, above them, where it hides no point
+    fig.legend(handles, labels, title=f"{hue}: mean, 95 % t-interval over runs", loc="upper right", ncols=len(labels),
+               fontsize=9, frameon=False)
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig

@@ -33,6 +33,7 @@ DEFAULT_CACHE_DIR = PROJECT_DIR / ".cache" / "analysis"
 COLUMNS = {
     "choice.algo": "algorithm",
     "choice.generator": "generator",
+    "choice.augment": "augment",
     "prompt": "prompt",
     "image_prompt": "image_prompt",
     "seed": "seed",
@@ -42,6 +43,8 @@ COLUMNS = {
 INT_COLUMNS = ("seed", "generations", "pop_size")
 #: how MLflow logs a null param (a run without an image prompt; runs from before image prompts have none)
 NULL_PARAM = "None"
+#: the augment option of a run that logged none (the group's default: each image scored as it is)
+NO_AUGMENT = "none"
 # the run table's columns before its metrics
 BASE_COLUMNS = ["run_id", "start_time", "end_time", "artifact_uri", "job", *COLUMNS.values()]
 # the metric whose timestamps give each generation's wall time (logged every generation)
@@ -100,6 +103,7 @@ def run_table(runs: list[Run]) -> pd.DataFrame:
     for column in INT_COLUMNS:
         table[column] = pd.to_numeric(table[column]).astype("Int64")
     table["image_prompt"] = table["image_prompt"].fillna(NULL_PARAM)
+    table["augment"] = table["augment"].fillna(NO_AUGMENT)
     table["prompt"] = [target_label(text, image) for text, image in zip(table["prompt"], table["image_prompt"])]
     table = table.sort_values("end_time").drop_duplicates("job", keep="last")
     return table.sort_values(list(COLUMNS.values())).reset_index(drop=True)

@@ -32,8 +32,9 @@ from .sweeps import run_missing
 
 EXPERIMENTS = ("ga_vs_de", "generators", "baselines", "unseen_prompts")
 # beyond the thesis, drawn when asked for (--experiments), not by the default build:
-# make exp-evolution-vs-gradient, make exp-nsga2-realness, make exp-penalties, make exp-image-prompts
-EXTRA_EXPERIMENTS = ("evolution_vs_gradient", "nsga2_realness", "penalties", "image_prompts")
+# make exp-evolution-vs-gradient, make exp-nsga2-realness, make exp-penalties, make exp-image-prompts,
+# make exp-augclip
+EXTRA_EXPERIMENTS = ("evolution_vs_gradient", "nsga2_realness", "penalties", "image_prompts", "augclip")
 # The thesis's own settings on the real models (StyleGAN2, BigGAN-deep, OpenAI CLIP; their
 # weights needed): `make figures-thesis`. Not in the default build, which runs offline.
 THESIS_EXPERIMENTS = ("thesis_ga_vs_de", "thesis_church", "thesis_ginger_boy", "thesis_clown_cyclist")
@@ -52,7 +53,10 @@ class Settings:
 
 
 THESIS_GRIDS = ("fig 4.4 (generation 10)", "fig 4.5 (generation 100)", "fig 4.6 (generation 200)")
-FULL = Settings({name: [] for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
+#: experiments whose runs time their own compute: one job at a time (a pack's timestamps time the pack)
+ONE_AT_A_TIME = ("evolution_vs_gradient", "augclip")
+FULL = Settings({name: ["hydra/launcher=local"] if name in ONE_AT_A_TIME else []
+                 for name in EXPERIMENTS + EXTRA_EXPERIMENTS + THESIS_EXPERIMENTS}, (10, 100, 200), 10, 6)
 # A few seeds and generations: minutes on a CPU, one job at a time; every figure still drawn.
 QUICK_COMMON = ["generations=12", "pop_size=8", "log_every=3", "hydra/launcher=local"]
 QUICK = Settings(
@@ -64,6 +68,7 @@ QUICK = Settings(
         "evolution_vs_gradient": ["seed=range(2)", *QUICK_COMMON],
         "penalties": ["seed=range(2)", *QUICK_COMMON],
         "image_prompts": ["seed=range(2)", *QUICK_COMMON],
+        "augclip": ["seed=range(2)", *QUICK_COMMON],
         "thesis_ga_vs_de": ["seed=range(3)", *QUICK_COMMON],
         **{name: ["algo=ga", "seed=range(2)", *QUICK_COMMON] for name in THESIS_EXPERIMENTS[1:]},
     },
@@ -187,6 +192,14 @@ def image_prompts(runs: Runs, client: MlflowClient, settings: Settings) -> list[
                                      f"{runs.experiment}: final values per target scene"))]
 
 
+def augclip(runs: Runs, client: MlflowClient, settings: Settings) -> list[Entry]:
+    data = P.with_all(P.augclip_runs(runs), "prompt")
+    return [Entry("augclip_final", "truth_match, the classifier's verdict and wall time per evaluation, augment=crops "
+                  "against none, on held-out prompts", "none (FuseDream's AugCLIP: is the fitness harder to fool?)",
+                  F.condition_points(data, P.AUGCLIP_METRICS, "prompt", "augment", P.CONDITIONS["augclip"],
+                                     f"{runs.experiment}: final values per held-out prompt"))]
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
@@ -194,7 +207,7 @@ def slug(text: str) -> str:
 DRAW = {"ga_vs_de": ga_vs_de, "generators": generators, "baselines": baselines, "unseen_prompts": unseen_prompts,
         "evolution_vs_gradient": evolution_vs_gradient, "thesis_ga_vs_de": ga_vs_de,
         **{name: generators for name in THESIS_EXPERIMENTS[1:]}, "nsga2_realness": nsga2_realness,
-        "penalties": penalties, "image_prompts": image_prompts}
+        "penalties": penalties, "image_prompts": image_prompts, "augclip": augclip}
 
 
 def save(entry: Entry, out: Path) -> None:
@@ -307,9 +320,10 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
                        for name, runs in tables])
     for name, runs in tables:
         if name == "evolution_vs_gradient":
-            sections += [f"\n## {name}: every algorithm at the largest n_evals all runs reached (mean, 95 % bootstrap "
-                         "CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
-                         write_table(equal_cost(runs), out, f"{name}_equal_n_evals")]
+            for cost in ("n_evals", "wall_s"):
+                sections += [f"\n## {name}: every algorithm at the largest {cost} all runs reached (mean, 95 % "
+                             "bootstrap CI over runs; difference of means to Adam with its CI, Mann–Whitney p)\n",
+                             write_table(equal_cost(runs, cost), out, f"{name}_equal_{cost}")]
     sections += ["\n## The thesis's observations, in numbers\n"]
     if "ga_vs_de" in dict(tables):
         in_ga_vs_de = obs[obs["experiment"] == "ga_vs_de"]
@@ -325,8 +339,8 @@ def summary_sections(out: Path, tables: list[tuple[str, Runs]], settings: Settin
     return sections
 
 
-def equal_cost(runs: Runs) -> pd.DataFrame:
-    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], "n_evals", "adam")
+def equal_cost(runs: Runs, cost: str) -> pd.DataFrame:
+    return stats.at_equal_cost(runs.history, ["best_cos_sim", "eval_accuracy"], cost, "adam")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ from scipy.stats import bootstrap, mannwhitneyu, t
 from .load import Runs
 
 # runs of one setting; a store may hold the same sweep at several lengths or population sizes
-GROUP = ["algorithm", "generator", "prompt", "generations", "pop_size"]
+GROUP = ["algorithm", "generator", "augment", "prompt", "generations", "pop_size"]
 SETTING = GROUP[1:]
 FINAL_METRICS = ["best_cos_sim", "mean_cos_sim", "truth_match", "pop_truth_match"]
 # float tolerance when asking whether a curve has reached its own final value
@@ -202,9 +202,16 @@ def mean_ci(table: pd.DataFrame, metrics: list[str], by: list[str], level: float
         row = dict(zip(by, key if isinstance(key, tuple) else (key,))) | {"runs": len(group)}
         for metric in metrics:
             values = group[metric].dropna()
-            half = t.ppf((1 + level) / 2, len(values) - 1) * values.std() / len(values) ** 0.5 \
-                if len(values) > 1 else float("nan")
-            row |= {f"{metric}_mean": values.mean(), f"{metric}_lo": values.mean() - half,
-                    f"{metric}_hi": values.mean() + half}
+            lo, hi = t_interval(values, level)
+            row |= {f"{metric}_mean": values.mean(), f"{metric}_lo": lo, f"{metric}_hi": hi}
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def t_interval(values, level: float = 0.95) -> tuple[float, float]:
+    """The Student-t confidence interval of the mean of `values` (NaN for fewer than two)."""
+    values = pd.Series(values, dtype=float).dropna()
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    half = t.ppf((1 + level) / 2, len(values) - 1) * values.std() / len(values) ** 0.5
+    return values.mean() - half, values.mean() + half

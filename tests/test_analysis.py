@@ -12,9 +12,9 @@ import pytest
 import torch
 from mlflow.entities import Metric, Param, RunTag
 from pipeline_cli import MECHANICS_CLIP, ROOT, run_cli, runs_of
-from scipy.stats import mannwhitneyu
+from scipy.stats import mannwhitneyu, t
 
-from analysis import figures, load, stats
+from analysis import figures, load, prompts, stats
 from analysis.load import load_runs
 from analysis.make_figures import EXPERIMENTS
 from analysis.sweeps import missing_jobs
@@ -255,6 +255,51 @@ def test_cost_figure_draws_a_panel_per_metric_and_cost(tmp_path):
     assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["GA (3 runs)", "Adam (gradient) (3 runs)"]
     assert fig.axes[0].get_lines()[1].get_color() == "tab:brown"
     assert_drawn(fig, tmp_path / "cost.png")
+
+
+def augclip_runs() -> load.Runs:
+    """Two prompts x 3 seeds x {none, crops}: crops finds every attribute one seed in three more
+    often and costs 4 times the wall time per evaluation (none: 10 ms)."""
+    runs, history = [], []
+    for prompt in ("a big green star on a black background", "a small white triangle at the top"):
+        for seed in range(3):
+            for augment, slower in (("none", 1), ("crops", 4)):
+                run_id = f"{prompt.split()[2]}-{seed}-{augment}"
+                truth = 1.0 if augment == "crops" and seed == 0 else 0.75
+                runs.append({"run_id": run_id, "prompt": prompt, "augment": augment, "seed": seed,
+                             "truth_match": truth, "eval_best_correct": float(seed != 2), "eval_accuracy": 0.5})
+                # generation 0 logged 3 s in (model loading), then 16 evaluations per generation
+                history += [{"run_id": run_id, "generation": g, "n_evals": 16 * (g + 1),
+                             "wall_s": 3 + 0.16 * slower * g * (1 + 0.1 * seed)} for g in range(5)]
+    return load.Runs("augclip", pd.DataFrame(runs), pd.DataFrame(history))
+
+
+def test_augclip_tables_give_t_intervals_per_arm_and_the_effect_paired_by_seed(tmp_path):
+    runs = augclip_runs()
+    table = prompts.augclip_runs(runs).set_index("run_id")
+    # the search's own time per evaluation, from generation 0 to the last: model loading left out
+    assert table.loc["green-0-none", "ms_per_eval"] == pytest.approx(10)
+    assert table.loc["green-2-crops", "ms_per_eval"] == pytest.approx(48)
+    assert table.loc["green-0-crops", "exact_match"] == 1 and table.loc["green-1-crops", "exact_match"] == 0
+    tables = prompts.augclip_tables(runs)
+    by_arm = tables["augclip_by_arm"].set_index(["prompt", "augment"])
+    ms = [10 * 4 * (1 + 0.1 * seed) for seed in range(3)] * 2  # both prompts, pooled
+    lo, hi = stats.t_interval(ms)
+    crops = by_arm.loc[(prompts.ALL, "crops")]
+    assert crops["runs"] == 6 and crops["ms_per_eval_mean"] == pytest.approx(np.mean(ms))
+    assert (crops["ms_per_eval_lo"], crops["ms_per_eval_hi"]) == pytest.approx((lo, hi))
+    assert lo == pytest.approx(np.mean(ms) - t.ppf(0.975, 5) * np.std(ms, ddof=1) / 6 ** 0.5)
+    effect = tables["augclip_effect"].set_index("prompt")
+    # per seed, crops minus none: truth_match +0.25 for seed 0, 0 for the others
+    assert effect.loc[prompts.ALL, "runs"] == 6
+    assert effect.loc[prompts.ALL, "delta_truth_match_mean"] == pytest.approx(0.25 / 3)
+    assert effect.loc[prompts.ALL, "delta_eval_best_correct_mean"] == 0
+    assert effect.loc[prompts.ALL, "delta_ms_per_eval_mean"] == pytest.approx(np.mean([30 * (1 + 0.1 * s)
+                                                                                       for s in range(3)]))
+    data = prompts.with_all(prompts.augclip_runs(runs), "prompt")
+    fig = figures.condition_points(data, prompts.AUGCLIP_METRICS, "prompt", "augment", ["none", "crops"], "augclip")
+    assert len(fig.axes) == len(prompts.AUGCLIP_METRICS)
+    assert_drawn(fig, tmp_path / "augclip.png")
 
 
 def test_markdown_table_joins_mean_and_std():

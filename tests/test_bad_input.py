@@ -158,6 +158,18 @@ CASES = {
     "negative checkpoint_every": Case(["checkpoint_every=-1"], "checkpoint_every must be an integer >= 0"),
     "population larger than memory": Case(["pop_size=100000000000"], "pop_size=100000000000 needs about"),
     "no augmented views": Case(["augment=crops", "augment.views=0"], "augment.views must be an integer >= 1, got 0"),
+    "NSGA-II with one objective": Case(["algo=nsga2", "objectives=[clip]"], "NSGA2 needs two or more objectives"),
+    "one objective per term, one term": Case(["algo=nsga2", "objectives=[terms]", "prompt=a red star"],
+                                             "objectives=[terms] is one per prompt term, and the prompt has 1"),
+    "several objectives, single-objective algorithm": Case(
+        ["algo=ga", "objectives=[terms]", "prompt='a red star | -a red background'"],
+        "GA optimises one objective; objectives=['terms'] needs a multi-objective algorithm (algo=nsga2)"),
+    "clip and terms together, or neither first": Case(["algo=nsga2", "objectives=[clip,terms]"],
+                                                      "objectives must be distinct names of clip, terms, realness"),
+    "realness objective without a realness model": Case(["algo=nsga2"], "objective realness needs a realness model"),
+    "pick weights, one per column": Case(
+        ["algo=nsga2", "objectives=[terms]", "prompt='a red star | a blue background | -a red background'"],
+        "algo.pick_weights must be 3 non-negative weights, one per objective (term0, term1, term2)"),
     "gradient search on the shapes generator": Case(["algo=adam", "generator=shapes"],
                                                     "generator=shapes is not differentiable"),
     "NaN from the generator": Case(["generator._target_=faulty_generators.NaNShapes"], "fitness is NaN or infinite",

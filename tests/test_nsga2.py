@@ -1,6 +1,7 @@
-"""Multi-objective search (algo=nsga2) with the realness objective: the logged front is
-non-dominated and its pick on it, packed runs are the runs alone, a preempted run resumes to the
-same history, bad objectives and missing realness weights are one line."""
+"""Multi-objective search (algo=nsga2) with the realness objective and with one objective per
+prompt term: the logged front is non-dominated and its pick on it, packed runs are the runs
+alone, a preempted run resumes to the same history, bad objectives and missing realness weights
+are one line."""
 
 import json
 
@@ -15,7 +16,8 @@ from latentevo.models.dcgan import dcgan_shapes_critic
 from latentevo.models.stylegan2 import StyleGAN2Discriminator, stylegan2_realness
 from latentevo.models.trained import trained_realness
 from latentevo.pipeline import RunSpec, run_pack
-from latentevo.pipeline.objectives import objectives_of
+from latentevo.pipeline.models import Scores
+from latentevo.pipeline.objectives import Columns, objectives_of
 from latentevo.pipeline.pack import Preempted
 from latentevo.search import FitnessError, LatentProblem, hypervolume, non_dominated
 from latentevo.search.front import pick
@@ -88,8 +90,14 @@ WITH_REALNESS = "realness=dcgan_shapes"
     (["algo=nsga2", "objectives=[clip]"], "NSGA2 needs two or more objectives"),
     (["algo=ga", "objectives=[clip,realness]", WITH_REALNESS], "GA optimises one objective"),
     (["algo=nsga2"], "objective realness needs a realness model"),
-    (["algo=nsga2", "objectives=[realness,clip]", WITH_REALNESS], "clip first"),
-    (["algo=nsga2", "objectives=[clip,beauty]"], "distinct names of clip, realness"),
+    (["algo=nsga2", "objectives=[realness,clip]", WITH_REALNESS], "clip or terms first"),
+    (["algo=nsga2", "objectives=[clip,beauty]"], "distinct names of clip, terms, realness"),
+    (["algo=nsga2", "objectives=[clip,terms]", "prompt='a red star | a blue background'"], r"first \(not both\)"),
+    (["algo=nsga2", "objectives=[terms]", "prompt='a red star'"],
+     "NSGA2 needs two or more objectives.*one per prompt term, and the prompt has 1"),
+    (["algo=ga", "objectives=[terms]", "prompt='a red star | a blue background'"], "GA optimises one objective"),
+    (["algo=nsga2", "objectives=[terms]", "prompt='a red star | a blue background | -a red background'"],
+     r"algo.pick_weights must be 3 non-negative weights, one per objective \(term0, term1, term2\).*or null"),
     (["algo=nsga2", "algo.pick_weights=[1.0]", WITH_REALNESS], "algo.pick_weights must be 2 non-negative weights"),
 ])
 def test_bad_objectives_are_one_clear_line(overrides, message):
@@ -133,6 +141,19 @@ def test_stylegan2_discriminator_judges_each_image_alone():
     keys = StyleGAN2Discriminator(32).state_dict().keys()
     assert {"convs.0.0.weight", "convs.1.conv2.0.kernel", "convs.1.skip.1.weight", "final_conv.0.weight",
             "final_linear.0.weight", "final_linear.1.bias"} <= set(keys)
+
+
+def test_the_committed_critic_judges_each_image_alone_in_any_batch():
+    """A pack scores its runs' images in chunks of up to 64: each image's realness must be the
+    one it has alone (float32 sigmoid put 1-3 images in 64 an ulp off)."""
+    from latentevo.models.shapes import ShapesGenerator
+
+    critic, generator = dcgan_shapes_critic(), ShapesGenerator()
+    for seed in range(4):
+        images = generator(generator.sample_latents(64, torch.Generator().manual_seed(seed)))
+        alone = torch.cat([critic(image[None]) for image in images])
+        for chunk in (16, 48, 64):
+            assert torch.equal(torch.cat([critic(c) for c in images.split(chunk)]), alone), (seed, chunk)
 
 
 def test_facegen_realness_cnn_loads_by_path(tmp_path):
@@ -196,3 +217,61 @@ def test_a_tiny_critic_trains_and_is_judged_on_held_out_images():
     assert np.isfinite(trainer.step()["loss"])
     judged = trainer.evaluate(16)
     assert 0 <= judged["accuracy"] <= 1 and 0 <= judged["auc"] <= 1 and trainer.net.training
+
+
+# --- one objective per prompt term --------------------------------------------------------------
+
+THREE_TERMS = "prompt='a red circle | a blue background:0.5 | -a red background'"
+TERMS = ["algo=nsga2", "objectives=[terms]", THREE_TERMS, "algo.pick_weights=null"]
+
+
+def test_term_columns_are_each_terms_weighted_cos_sim_a_penalty_minimised_as_it_is():
+    [spec] = specs_of("columns", [TERMS])
+    columns = Columns.of(spec.cfg)
+    assert columns.names == ["term0", "term1", "term2"]
+    terms = np.array([[0.6, 0.4, 0.3], [0.2, 0.8, -0.1]])
+    scores = Scores(terms, cos_sim=terms @ np.array([1.0, 0.5, -1.0]))
+    f = columns.values(scores)
+    assert np.allclose(f, [[-0.6, -0.2, 0.3], [-0.2, -0.4, -0.1]])  # lower is better in every column
+    assert np.allclose(columns.fitness(f), scores.cos_sim)
+    # a positive term counts from cos_sim 0, the penalty up to cos_sim 1 (times its weight)
+    assert list(columns.reference()) == [0.0, 0.0, 1.0]
+    [with_realness] = specs_of("columns", [["algo=nsga2", "objectives=[terms,realness]", THREE_TERMS,
+                                            "algo.pick_weights=[1,1,1,1]"]])
+    assert Columns.of(with_realness.cfg).names == ["term0", "term1", "term2", "realness"]
+    assert list(Columns.of(with_realness.cfg).reference()) == [0.0, 0.0, 1.0, 1.0]
+
+
+def test_one_objective_per_term_logs_a_front_non_dominated_in_term_space_and_picks_on_it(tracking):
+    [outcome] = run_pack(specs_of("terms_front", [TERMS]))
+    assert outcome.status == "FINISHED", outcome.error
+    client, [run] = runs_of(tracking, "terms_front")
+    metrics = histories(client, run.info.run_id)
+    final = np.load(client.download_artifacts(run.info.run_id, "population.npz"))
+    f, front = final["objectives"], final["front"]
+    assert f.shape == (POP, 3) and len(front) == metrics["front_size"][-1][1]
+    assert not any(dominated(f, f[i]) for i in front)
+    assert all(dominated(f, f[i]) for i in set(range(len(f))) - set(front))
+    # the fitness (best_cos_sim, the population's cos_sim) is the weighted sum the columns sum to
+    assert np.allclose(final["cos_sim"], -f.sum(1))
+    at = [i for i in front if np.array_equal(final["latents"][i], final["best_latent"])]
+    assert at, "the pick is a point of the front"
+    assert -f[at[0]].sum() == pytest.approx(final["best_cos_sim"]) == metrics["best_cos_sim"][-1][1]
+    # each column is its term's cos_sim of that image: term1 weighted 0.5, the penalty as it is
+    best_terms = [metrics[f"term{i}_cos_sim"][-1][1] for i in range(3)]
+    assert f[at[0]] == pytest.approx([-best_terms[0], -0.5 * best_terms[1], best_terms[2]], abs=1e-6)
+    assert metrics["hypervolume"][-1][1] == pytest.approx(hypervolume(f[front], np.array([0.0, 0.0, 1.0])))
+    assert "front.png" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+def test_term_objectives_packed_beside_other_runs_are_the_same_runs_as_alone(tracking):
+    jobs = [TERMS, ["algo=nsga2", "objectives=[terms,realness]", "seed=1", "algo.pick_weights=[0.2,0.2,0.6]",
+                    "prompt='a blue star | -a yellow background'"],
+            ["algo=ga", THREE_TERMS]]
+    assert [o.status for o in run_pack(specs_of("terms_packed", jobs))] == ["FINISHED"] * 3
+    for spec in specs_of("terms_alone", jobs):
+        assert run_pack([spec])[0].status == "FINISHED"
+    same_runs(tracking, "terms_packed", "terms_alone")
+    client, runs = runs_of(tracking, "terms_packed")
+    two = next(r for r in runs if "seed=1" in r.info.run_name)
+    assert np.load(client.download_artifacts(two.info.run_id, "population.npz"))["objectives"].shape == (POP, 3)

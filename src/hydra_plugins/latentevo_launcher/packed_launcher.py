@@ -94,6 +94,10 @@ def by_job_number(packs: Sequence[Sequence[DictConfig]],
 
 
 class PackedLauncher(Launcher):
+    #: every job's config is composed in `launch` before any job runs: a bad override fails the
+    #: sweep there, so the sweeper need not compose each job beforehand (sweeper.py)
+    composes_up_front = True
+
     def __init__(self, pack_size: int = 100, workers: Optional[int] = None) -> None:
         self.pack_size, self.workers = pack_size, workers
         self.config: Optional[DictConfig] = None

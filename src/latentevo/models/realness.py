@@ -24,7 +24,14 @@ class RealnessCNN(nn.Module):
         )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(images * 2 - 1).flatten())
+        return batch_invariant_sigmoid(self.net(images * 2 - 1).flatten())
+
+
+def batch_invariant_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """sigmoid in float64, back in x's dtype: float32 `sigmoid` takes another code path for the
+    last elements of a tensor, so an image's score moved by an ulp with its place in the batch
+    (a packed run's realness would not be its realness alone)."""
+    return torch.sigmoid(x.double()).to(x.dtype)
 
 
 class Realness(nn.Module):
@@ -50,4 +57,4 @@ class Realness(nn.Module):
             mode = "area" if x.shape[-1] > self.resolution else "bilinear"
             x = F.interpolate(x, size=(self.resolution, self.resolution), mode=mode)
         out = self.net(x * 2 - 1 if self.signed_input else x).flatten().float()
-        return torch.sigmoid(out) if self.logits else out
+        return batch_invariant_sigmoid(out) if self.logits else out

@@ -30,7 +30,7 @@ from ..search import (
 from ..tracking import RunLogger, tracked_run
 from .measures import ground_truth
 from .models import Models, Request, Scores, build
-from .objectives import objective_values, objectives_of
+from .objectives import Columns
 from .observers import Observer, observers_of
 from .randomness import RunRandomness
 from .spec import RunSpec, run_params
@@ -82,6 +82,7 @@ class PackedRun:
         models.check_prompt(self.prompt)
         evaluation = models.evaluation(cfg)
         self.targets, self.weights = models.targets(self.prompt), np.array(self.prompt.weights)
+        self.columns = Columns.of(cfg)
         self.fitness, sample = GivenFitness(), prior_sampler(models.generator)
         # closures over the models: checkpoints refer to them by name, and get them back on load
         self.externals = {"evaluate": self.fitness, "gradient": self.fitness.gradient, "sample": sample}
@@ -115,7 +116,7 @@ class PackedRun:
             self.tracker.log_points(state["pending"])
         if restored is None:
             problem = LatentProblem(self.fitness, models.generator.latent_dim, models.generator.latent_bound,
-                                    self.externals["gradient"], n_obj=len(objectives_of(cfg)))
+                                    self.externals["gradient"], n_obj=len(self.columns.names))
             with self.random.active():
                 self.algorithm.setup(problem, termination=("n_gen", cfg.generations), seed=cfg.seed, verbose=False)
 
@@ -138,9 +139,9 @@ class PackedRun:
     def tell(self, scores: Scores) -> Generation:
         """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here."""
         combined = combine_scores(scores, self.weights)
-        self.fitness.give(self._asked, objective_values(objectives_of(self.cfg), combined), combined.gradient)
+        self.fitness.give(self._asked, self.columns.values(combined), combined.gradient)
         with self.random.active():
-            gen = tell(self.algorithm, self._infills)
+            gen = tell(self.algorithm, self._infills, self.columns.fitness)
         self.terms.update(self._asked, scores.terms, gen)
         self.last = gen
         for observer in self.observers:

@@ -15,7 +15,7 @@ from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
 from .measures import Truth, best_realness, front_metrics, generation_metrics
-from .objectives import objectives_of, reference_point
+from .objectives import Columns
 
 if TYPE_CHECKING:
     from .member import PackedRun
@@ -138,7 +138,7 @@ class EvaluateDuring(Observer):
 
 
 def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None, prompt: Prompt) -> list[Observer]:
-    observers = [LogMetrics(truth, reference_point(objectives_of(cfg)), per_term=not prompt.is_plain),
+    observers = [LogMetrics(truth, Columns.of(cfg).reference(), per_term=not prompt.is_plain),
                  LogImages(cfg.log_every), LogAnimations(), SaveCheckpoints(cfg.checkpoint_every)]
     if evaluation is None:
         return observers

@@ -29,12 +29,13 @@ class CMAES(PymooCMAES):
 
 
 class NSGA2(PymooNSGA2):
-    """pymoo's NSGA-II, with the pseudo-weights (one per objective, summing to 1) by which a run
-    picks the one point of its front it reports as its best."""
+    """pymoo's NSGA-II, with the pseudo-weights (one per objective) by which a run picks the one
+    point of its front it reports as its best; None: equal ones."""
 
-    def __init__(self, pick_weights: Sequence[float], **kwargs):
+    def __init__(self, pick_weights: Sequence[float] | None, **kwargs):
         super().__init__(**kwargs)
-        self.pick_weights = np.asarray(pick_weights, dtype=float)
+        self.pick_weights = None if pick_weights is None else np.asarray(pick_weights, dtype=float)
 
     def pick(self, f: np.ndarray) -> int:
-        return pick(f, self.pick_weights)
+        weights = np.full(f.shape[1], 1 / f.shape[1]) if self.pick_weights is None else self.pick_weights
+        return pick(f, weights)

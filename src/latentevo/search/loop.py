@@ -5,7 +5,7 @@ score the candidates of many runs together and tell each run its own fitness."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +20,8 @@ from .problem import LatentProblem
 # DE/x/1 builds a mutant from a base and the difference of two others, all distinct from the
 # target; pymoo silently reuses parents in smaller populations. CMA-ES recombines >= 2 parents.
 MIN_POP_SIZE: dict[type, int] = {DE: 4}
+#: (P, n_obj) values minimised -> (P,) the cos_sims a run reports (several objectives)
+FitnessOfF = Callable[[np.ndarray], np.ndarray]
 
 
 def min_pop_size(algorithm_cls: type[Algorithm]) -> int:
@@ -38,7 +40,7 @@ class Generation:
 
     index: int
     latents: np.ndarray  # (P, n_var) the population carried forward
-    cos_sim: np.ndarray  # (P,)
+    cos_sim: np.ndarray  # (P,) the fitness (several objectives: as the run's `fitness` gives it from F)
     best_latent: np.ndarray  # (n_var,) best found so far, or the front's pick
     best_cos_sim: float
     n_evals: int
@@ -51,13 +53,19 @@ def pick_of(algorithm: Algorithm):
     return getattr(algorithm, "pick", None) or (lambda f: pick(f, np.full(f.shape[1], 1 / f.shape[1])))
 
 
-def snapshot(algorithm: Algorithm, index: int) -> Generation:
+def first_column(f: np.ndarray) -> np.ndarray:
+    """The cos_sims of several objectives' values whose first column is -cos_sim."""
+    return -f[:, 0]
+
+
+def snapshot(algorithm: Algorithm, index: int, fitness: FitnessOfF = first_column) -> Generation:
     latents, f = algorithm.pop.get("X", "F")
     n_evals = algorithm.evaluator.n_eval
     if f.shape[1] > 1:
         front = non_dominated(f)
         best = front[pick_of(algorithm)(f[front])]
-        return Generation(index, latents, -f[:, 0], latents[best], float(-f[best, 0]), n_evals, f, front)
+        cos_sim = fitness(f)
+        return Generation(index, latents, cos_sim, latents[best], float(cos_sim[best]), n_evals, f, front)
     best = algorithm.opt[0]
     return Generation(
         index=index,
@@ -89,12 +97,13 @@ def to_evaluate(algorithm: Algorithm, infills: Population) -> np.ndarray:
     return infills[todo].get("X") if todo else np.empty((0, algorithm.problem.n_var))
 
 
-def tell(algorithm: Algorithm, infills: Population) -> Generation:
-    """Evaluate the asked `infills` with the algorithm's problem and tell them back."""
+def tell(algorithm: Algorithm, infills: Population, fitness: FitnessOfF = first_column) -> Generation:
+    """Evaluate the asked `infills` with the algorithm's problem and tell them back. With several
+    objectives, `fitness` gives the population's cos_sims from its values minimised."""
     algorithm.evaluator.eval(algorithm.problem, infills)
     algorithm.tell(infills=infills)
     # pymoo counts generations from 1 and has moved on to the next one
-    return snapshot(algorithm, algorithm.n_iter - 2)
+    return snapshot(algorithm, algorithm.n_iter - 2, fitness)
 
 
 def needs_gradient(algorithm: Algorithm) -> bool:

@@ -15,8 +15,10 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunStatus, RunTag
+from mlflow.entities import FileInfo, Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repo import ArtifactRepository
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -29,6 +31,7 @@ MAX_BATCH_PARAMS = 100
 MetricPoint = tuple[str, float, int, int]
 #: where MlflowClient.log_image(key=, step=) puts a time-stepped image (beside a +compressed.webp
 #: preview): the run page's image chart, with a step slider, shows them
+STEPPED_IMAGE_DIR = "images"
 STEPPED_IMAGE = re.compile(r"images/(?P<key>[^/]+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png")
 
 
@@ -59,6 +62,23 @@ class RunLogger:
         self._logged = logged or set()
         self._queued: set[tuple[str, int]] = set()
         self._logged_images = logged_images or set()  # (key, step) of time-stepped images, likewise
+        self._artifact_uri: str | None = None
+        self._repository: ArtifactRepository | None = None
+
+    @property
+    def artifact_uri(self) -> str:
+        if self._artifact_uri is None:
+            with _store_call(self.client, "looking up the run's artifacts"):
+                self._artifact_uri = self.client.get_run(self.run_id).info.artifact_uri
+        return self._artifact_uri
+
+    @property
+    def _artifacts(self) -> ArtifactRepository:
+        """The run's artifact repository, resolved once: the client's own listing and download
+        calls look the run up in the store every time (two queries a file)."""
+        if self._repository is None:
+            self._repository = get_artifact_repository(self.artifact_uri, tracking_uri=self.client.tracking_uri)
+        return self._repository
 
     def log_params(self, params: Mapping[str, object], tags: Mapping[str, str] | None = None) -> None:
         entries = [Param(k, str(v)) for k, v in params.items()]
@@ -110,17 +130,18 @@ class RunLogger:
     def stepped_images(self, key: str) -> dict[int, str]:
         """Artifact path of each step's image of chart `key` in the store."""
         with _store_call(self.client, "listing images"):
-            return {step: path for (k, step), path in stepped_images(self.client, self.run_id).items() if k == key}
+            listing = self._artifacts.list_artifacts(STEPPED_IMAGE_DIR)
+        return {step: path for (k, step), path in stepped_paths(listing).items() if k == key}
 
     def artifact_paths(self, folder: str) -> list[str]:
         """Paths of the files in an artifact folder of the run."""
         with _store_call(self.client, f"listing {folder}"):
-            return [a.path for a in self.client.list_artifacts(self.run_id, folder) if not a.is_dir]
+            return [a.path for a in self._artifacts.list_artifacts(folder) if not a.is_dir]
 
     def read_image(self, artifact_path: str) -> np.ndarray:
         """An image artifact as an (H, W, 3) uint8 array."""
         with tempfile.TemporaryDirectory() as tmp, _store_call(self.client, f"reading {artifact_path}"):
-            with Image.open(self.client.download_artifacts(self.run_id, artifact_path, tmp)) as image:
+            with Image.open(self._artifacts.download_artifacts(artifact_path, tmp)) as image:
                 return np.asarray(image.convert("RGB"))
 
     def log_gif(self, frames: list[np.ndarray], name: str, frame_ms: int) -> None:
@@ -146,7 +167,7 @@ class RunLogger:
 
     def artifact_location(self, artifact_file: str) -> str:
         """A local path for artifacts in a local store, else the artifact URI."""
-        uri = f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_file}"
+        uri = f"{self.artifact_uri}/{artifact_file}"
         parsed = urlparse(uri)
         return unquote(parsed.path) if parsed.scheme in ("", "file") else uri
 
@@ -160,8 +181,12 @@ def logged_points(client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
 def stepped_images(client: MlflowClient, run_id: str) -> dict[tuple[str, int], str]:
     """Artifact path of each (key, step) time-stepped image of the run (the first, should a step
     have two)."""
+    return stepped_paths(client.list_artifacts(run_id, STEPPED_IMAGE_DIR))
+
+
+def stepped_paths(listing: list[FileInfo]) -> dict[tuple[str, int], str]:
     found: dict[tuple[str, int], str] = {}
-    for artifact in sorted(client.list_artifacts(run_id, "images"), key=lambda a: a.path):
+    for artifact in sorted(listing, key=lambda a: a.path):
         match = STEPPED_IMAGE.fullmatch(artifact.path)
         if match:
             found.setdefault((match["key"], int(match["step"])), artifact.path)
