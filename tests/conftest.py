@@ -17,22 +17,6 @@ def pytest_configure(config):
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
-#: the slowest modules, slowest first (seconds on 2 cores, 2026-12-02): xdist hands modules out in
-#: collection order, so starting with the long ones lets the workers finish together instead of
-#: one running a long module alone at the end
-SLOWEST_FIRST = ("test_resume", "test_world_models", "test_packs", "test_eval", "test_real_models", "test_pipeline",
-                 "test_search_quality", "test_bad_input", "test_server", "test_gan", "test_adam", "test_nsga2",
-                 "test_analysis", "test_cli_harness", "test_world_training", "test_identity")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item) -> int:
-        name = item.path.stem
-        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
-
-    items.sort(key=rank)  # stable: each module's tests keep their order
-
-
 @pytest.fixture(scope="session", autouse=True)
 def private_checkpoint_key(tmp_path_factory):
     """Runs sign their checkpoints with a key under XDG_CONFIG_HOME: the tests' runs (and the CLI
