@@ -3,7 +3,7 @@ its time that is not the generator + CLIP forward pass.
 
 Prints, per repeat:
 - the run as `run_pack` sees it (models built, MLflow run opened and closed),
-- the time inside the batched forward passes (`Models.fitness`), and the rest: search, metrics,
+- the time inside the batched forward passes (`Models.scores`), and the rest: search, metrics,
   MLflow logging, population grids, checkpoints;
 - optionally the wall time of `python run.py` in a fresh process (imports included).
 
@@ -35,20 +35,20 @@ UNTRAINED = [] if (WORLD_DIR / "clip.safetensors").is_file() else ["clip.random_
 @contextlib.contextmanager
 def forward_seconds() -> Iterator[list[float]]:
     """Inside, the seconds spent in the packs' batched forward passes add up in the list's item."""
-    spent, fitness = [0.0], Models.fitness
+    spent, scores = [0.0], Models.scores
 
     def timed(self, requests):
         start = time.perf_counter()
         try:
-            return fitness(self, requests)
+            return scores(self, requests)
         finally:
             spent[0] += time.perf_counter() - start
 
-    Models.fitness = timed
+    Models.scores = timed
     try:
         yield spent
     finally:
-        Models.fitness = fitness
+        Models.scores = scores
 
 
 def timed_run(overrides: list[str]) -> dict[str, float]:
