@@ -66,6 +66,7 @@ QUICK = Settings(
         "baselines": ["seed=range(2)", *QUICK_COMMON],
         "unseen_prompts": ["seed=0", *QUICK_COMMON],
         "evolution_vs_gradient": ["seed=range(2)", *QUICK_COMMON],
+        "nsga2_realness": ["seed=range(2)", *QUICK_COMMON],
         "penalties": ["seed=range(2)", *QUICK_COMMON],
         "image_prompts": ["seed=range(2)", *QUICK_COMMON],
         "augclip": ["seed=range(2)", *QUICK_COMMON],

@@ -16,7 +16,7 @@ from scipy.stats import mannwhitneyu, t
 
 from analysis import figures, load, prompts, stats
 from analysis.load import load_runs
-from analysis.make_figures import EXPERIMENTS
+from analysis.make_figures import EXPERIMENTS, FULL, QUICK
 from analysis.sweeps import missing_jobs
 from latentevo.identity import IDENTITY_TAG
 from latentevo.models.shapes import ShapesGenerator
@@ -366,3 +366,8 @@ def test_make_figures_quick_from_a_clean_store(tmp_path):
     assert all(f"## {name}" in index for name in EXPERIMENTS)
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["experiment"]) == set(EXPERIMENTS) and (summary["generations"] == 12).all()
+
+
+def test_every_experiment_has_a_quick_sweep():
+    """`--quick --run-missing --experiments <any>` has a sweep to run for each of them."""
+    assert set(QUICK.overrides) == set(FULL.overrides)
