@@ -32,6 +32,14 @@ def specs_of(experiment: str, jobs: list[list[str]], common: list[str] = SMALL) 
     return composed_specs(experiment, jobs, common)
 
 
+def packed_and_alone(uri: str, name: str, jobs: list[list[str]]) -> None:
+    """The jobs as one pack (experiment `<name>_packed`) and each alone (`<name>_alone`): the same runs."""
+    assert [o.status for o in run_pack(specs_of(f"{name}_packed", jobs))] == ["FINISHED"] * len(jobs)
+    for spec in specs_of(f"{name}_alone", jobs):
+        assert run_pack([spec])[0].status == "FINISHED"
+    same_runs(uri, f"{name}_packed", f"{name}_alone")
+
+
 def dominated(f: np.ndarray, point: np.ndarray) -> bool:
     return bool(((f <= point).all(1) & (f < point).any(1)).any())
 
@@ -61,10 +69,7 @@ def test_nsga2_logs_a_non_dominated_front_and_picks_its_best_on_it(tracking):
 
 def test_nsga2_packed_beside_ga_runs_is_the_same_runs_as_alone(tracking):
     jobs = [NSGA2, ["algo=ga", "prompt='a red circle'"], ["algo=nsga2", "seed=1", "prompt='a blue star'"]]
-    assert [o.status for o in run_pack(specs_of("nsga2_packed", jobs))] == ["FINISHED"] * 3
-    for spec in specs_of("nsga2_alone", jobs):
-        assert run_pack([spec])[0].status == "FINISHED"
-    same_runs(tracking, "nsga2_packed", "nsga2_alone")
+    packed_and_alone(tracking, "nsga2", jobs)
     client, runs = runs_of(tracking, "nsga2_packed")
     ga = next(r for r in runs if "algo=ga" in r.info.run_name)
     assert "front_size" not in ga.data.metrics and 0 <= ga.data.metrics["best_realness"] <= 1
@@ -268,10 +273,7 @@ def test_term_objectives_packed_beside_other_runs_are_the_same_runs_as_alone(tra
     jobs = [TERMS, ["algo=nsga2", "objectives=[terms,realness]", "seed=1", "algo.pick_weights=[0.2,0.2,0.6]",
                     "prompt='a blue star | -a yellow background'"],
             ["algo=ga", THREE_TERMS]]
-    assert [o.status for o in run_pack(specs_of("terms_packed", jobs))] == ["FINISHED"] * 3
-    for spec in specs_of("terms_alone", jobs):
-        assert run_pack([spec])[0].status == "FINISHED"
-    same_runs(tracking, "terms_packed", "terms_alone")
+    packed_and_alone(tracking, "terms", jobs)
     client, runs = runs_of(tracking, "terms_packed")
     two = next(r for r in runs if "seed=1" in r.info.run_name)
     assert np.load(client.download_artifacts(two.info.run_id, "population.npz"))["objectives"].shape == (POP, 3)
