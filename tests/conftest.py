@@ -3,11 +3,12 @@
 module-scoped fixtures are built once. Every test keeps its files in its own temporary folders."""
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
-
-from latentevo.tracking import open_experiment
+from mlflow import MlflowClient
 
 
 def pytest_configure(config):
@@ -26,13 +27,24 @@ def private_checkpoint_key(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def new_store(tmp_path_factory):
+    """`new_store(directory)`: the URI of a fresh SQLite tracking store in `directory`. MLflow
+    takes a second or two to build a store's schema; each is a copy of one built once."""
+    empty = tmp_path_factory.mktemp("empty-store") / "mlflow.db"
+    MlflowClient(f"sqlite:///{empty}").search_experiments()
+
+    def new(directory: Path) -> str:
+        shutil.copyfile(empty, directory / "mlflow.db")
+        return f"sqlite:///{directory / 'mlflow.db'}"
+
+    return new
+
+
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A SQLite tracking store for one test module: creating its schema takes seconds."""
-    path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    open_experiment("warmup", uri)
-    return uri
+def store(tmp_path_factory, new_store):
+    """A SQLite tracking store for one test module."""
+    return new_store(tmp_path_factory.mktemp("mlflow"))
 
 
 @pytest.fixture

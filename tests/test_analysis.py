@@ -30,12 +30,10 @@ GA_VS_DE = ["seed=0,1", *SHORT]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, new_store):
     """A store with the ga_vs_de sweep (GA, DE x 2 seeds) and a generators sweep (shapes, DCGAN
     x 1 prompt x 1 seed), each run for a few generations."""
-    path = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{path / 'mlflow.db'}"
-    open_experiment("warmup", uri)
+    uri = new_store(tmp_path_factory.mktemp("mlflow"))
     for args in (["experiment=ga_vs_de", *GA_VS_DE],
                  ["experiment=generators", "algo=ga", "seed=0", "prompt='a red circle'", *SHORT]):
         result = run_cli(["-m", *args], uri, tmp_path_factory.mktemp("sweep"))

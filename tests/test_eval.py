@@ -27,7 +27,6 @@ from latentevo.models.classifier import (
 from latentevo.models.shapes import ShapesGenerator
 from latentevo.models.weights import save_weights
 from latentevo.pipeline.spec import run_params
-from latentevo.tracking import open_experiment
 from latentevo.world import SHAPES
 
 CLASSES = ["circle", "star"]
@@ -38,11 +37,10 @@ QUICK = [f"evaluation.target={','.join(CLASSES)}", "algo=ga", f"seed=range({SEED
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built(tmp_path_factory, new_store):
     """eval_shapes at quick settings run by `make_eval` into a fresh store, and its outputs."""
     root = tmp_path_factory.mktemp("eval")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    open_experiment("warmup", uri)
+    uri = new_store(root)
     store = Store([f"paths.store='{uri}'", f"paths.sweeps={root / 'sweeps'}"], uri, root / "cache")
     skipped = make_eval.build(root / "out", ["eval_shapes"], {"eval_shapes": QUICK}, run=True, store=store)
     missing_after = missing_jobs("eval_shapes", [*QUICK, *store.overrides])

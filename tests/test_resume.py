@@ -57,17 +57,27 @@ def uninterrupted(store, tmp_path_factory):
 @pytest.mark.process
 def test_kill_9_then_same_command_resumes_the_same_run_with_identical_history(store, tmp_path, uninterrupted):
     args = [*ARGS, "algo=de", "experiment_name=killed"]
+    checkpoints = Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "killed"
     proc, reached = interrupt_mid_run(args, store, tmp_path, "killed")
     assert proc.returncode == -signal.SIGKILL and 4 <= reached < GENERATIONS - 1
     client, runs = runs_of(store, "killed")
     assert [r.info.status for r in runs] == ["RUNNING"]  # nobody could mark it: that is kill -9
     run_id = runs[0].info.run_id
 
+    # a changed config is another job: it neither resumes the interrupted run nor takes its checkpoint
+    changed = run_cli([*args, "algo.CR=0.9"], store, tmp_path, env=FAST)
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "resuming" not in changed.stdout
+    _, runs = runs_of(store, "killed")
+    assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
+    assert len(list(checkpoints.glob("*.ckpt"))) == 1
+
     result = run_cli(args, store, tmp_path, env=FAST)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resuming MLflow run {run_id}" in result.stdout
-    client, runs = runs_of(store, "killed")
-    assert [(r.info.run_id, r.info.status) for r in runs] == [(run_id, "FINISHED")]
+    client, after = runs_of(store, "killed")
+    assert {r.info.run_id for r in after} == {r.info.run_id for r in runs}  # no new run
+    assert {r.info.status for r in after} == {"FINISHED"}
     resumed = histories(client, run_id)
     for key, points in resumed.items():  # every generation exactly once
         assert [step for step, _ in points] == list(range(GENERATIONS)), key
@@ -76,28 +86,32 @@ def test_kill_9_then_same_command_resumes_the_same_run_with_identical_history(st
     assert resumed == reference
     grids = {a.path for a in client.list_artifacts(run_id, "population")}
     assert grids == {f"population/gen_{g:04d}.png" for g in (0, 5, 10, 15, 19)}
-    assert not any((Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "killed").glob("*.ckpt"))
+    assert not any(checkpoints.glob("*.ckpt"))
 
 
 PACKED = [SLOW, "pop_size=16", "generations=12", "log_every=4", "checkpoint_every=2", *MECHANICS_CLIP]
-PACK = ["-m", "algo=ga,de", "seed=0,1", "hydra.launcher.workers=1", *PACKED]
+ALGOS = ("ga", "de", "cmaes")
+PACK = ["-m", f"algo={','.join(ALGOS)}", "seed=0,1", "hydra.launcher.workers=1", *PACKED]
 
 
 @pytest.mark.process
 def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tmp_path, monkeypatch):
+    """GA, DE and CMA-ES runs in one pack; pymoo's CMA-ES state cannot be pickled, so its
+    checkpoint keeps the run and the generation, and its runs resume by replaying from the seed."""
     args = [*PACK, "experiment_name=pack_killed"]
     proc, reached = interrupt_mid_run(args, store, tmp_path, "pack_killed")
     assert proc.returncode == -signal.SIGKILL and 4 <= reached < 11
     client, runs = runs_of(store, "pack_killed")
     ids = sorted(r.info.run_id for r in runs)
-    assert [r.info.status for r in runs] == ["RUNNING"] * 4
+    assert [r.info.status for r in runs] == ["RUNNING"] * 6
 
     result = run_cli(args, store, tmp_path, env=FAST)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.count("resuming MLflow run") == 4
+    assert result.stdout.count("resuming MLflow run") == 6
+    assert result.stdout.count("replaying its generations from the seed") == 2  # the CMA-ES runs
     assert sorted(line.split()[1] for line in result.stdout.splitlines() if " best cos_sim " in line) == \
-        ["1/4", "2/4", "3/4", "4/4"]
-    assert "pack 1/1 (4 runs)" in result.stderr and "finished 4/4" in result.stderr
+        [f"{i}/6" for i in range(1, 7)]
+    assert "pack 1/1 (6 runs)" in result.stderr and "finished 6/6" in result.stderr
     client, runs = runs_of(store, "pack_killed")
     assert sorted(r.info.run_id for r in runs) == ids and {r.info.status for r in runs} == {"FINISHED"}
     resumed = {r.info.run_name: histories(client, r.info.run_id) for r in runs}
@@ -108,11 +122,11 @@ def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tm
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
     monkeypatch.setenv(DELAY_ENV, "0")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        jobs = [[f"algo={a}", f"seed={s}"] for a in ("ga", "de") for s in (0, 1)]
+        jobs = [[f"algo={a}", f"seed={s}"] for a in ALGOS for s in (0, 1)]
         specs = [RunSpec.of(compose("config", overrides=[*PACKED, *job, "experiment_name=pack_reference"]),
                             ",".join(job))
                  for job in jobs]
-    assert [o.status for o in run_pack(specs)] == ["FINISHED"] * 4
+    assert [o.status for o in run_pack(specs)] == ["FINISHED"] * 6
     client, runs = runs_of(store, "pack_reference")
     reference = {r.info.run_name: histories(client, r.info.run_id) for r in runs}
     for name, history in resumed.items():  # named by their overrides: algo=de,seed=1
@@ -135,32 +149,6 @@ def test_sigterm_marks_the_run_killed_and_the_rerun_finishes_it(store, tmp_path,
     client, runs = runs_of(store, "terminated")
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert histories(client, runs[0].info.run_id) == uninterrupted("terminated_reference", ["algo=ga"])
-
-
-@pytest.mark.process
-def test_cmaes_resumes_by_replaying_from_the_seed(store, tmp_path, uninterrupted):
-    """pymoo's CMA-ES state cannot be pickled; its checkpoint keeps the run and the generation."""
-    args = [*ARGS, "algo=cmaes", "experiment_name=cmaes_killed"]
-    interrupt_mid_run(args, store, tmp_path, "cmaes_killed")
-    result = run_cli(args, store, tmp_path, env=FAST)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "replaying its generations from the seed" in result.stdout
-    client, runs = runs_of(store, "cmaes_killed")
-    assert [r.info.status for r in runs] == ["FINISHED"]
-    assert histories(client, runs[0].info.run_id) == uninterrupted("cmaes_reference", ["algo=cmaes"])
-
-
-@pytest.mark.process
-def test_a_changed_config_does_not_resume_the_interrupted_run(store, tmp_path):
-    args = [*ARGS, "algo=de", "experiment_name=changed"]
-    interrupt_mid_run(args, store, tmp_path, "changed")
-    result = run_cli([*args, "algo.CR=0.9"], store, tmp_path, env=FAST)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "resuming" not in result.stdout
-    _, runs = runs_of(store, "changed")
-    assert sorted(r.info.status for r in runs) == ["FINISHED", "RUNNING"]
-    # the interrupted run keeps its checkpoint, for the command that started it
-    assert len(list((Path(store.removeprefix("sqlite:///")).parent / "checkpoints" / "changed").glob("*.ckpt"))) == 1
 
 
 @pytest.mark.slow

@@ -5,18 +5,15 @@ of the pipeline's results is not testable with an untrained scorer."""
 import pytest
 from pipeline_cli import run_cli, runs_of
 
-from latentevo.tracking import open_experiment
-
 pytestmark = pytest.mark.trained_weights
 SEEDS = [0, 1, 2, 3]
 
 
-def ga_runs(tmp_path_factory, name: str, prompt: str, generations: int):
+def ga_runs(tmp_path_factory, new_store, name: str, prompt: str, generations: int):
     """GA (pop 16) on `prompt` for each seed, through the real CLI: one pack, whose runs are
     the runs each seed would make alone (test_packs)."""
     out = tmp_path_factory.mktemp(name)
-    uri = f"sqlite:///{out / 'mlflow.db'}"
-    open_experiment(name, uri)
+    uri = new_store(out)
     seeds = ",".join(map(str, SEEDS))
     args = ["-m", "hydra.launcher.workers=1", f"prompt={prompt}", "algo=ga", f"seed={seeds}",
             f"generations={generations}", f"experiment_name={name}"]
@@ -32,8 +29,8 @@ def full_matches(runs) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def red_circle_runs(tmp_path_factory):
-    return ga_runs(tmp_path_factory, "red_circle", "a red circle", 100)
+def red_circle_runs(tmp_path_factory, new_store):
+    return ga_runs(tmp_path_factory, new_store, "red_circle", "a red circle", 100)
 
 
 def test_ga_best_image_is_a_red_circle_in_most_seeds(red_circle_runs):
@@ -50,9 +47,9 @@ def test_generation_zero_samples_mostly_are_not_red_circles(red_circle_runs):
         assert gen0[0].value < 0.5
 
 
-def test_ga_finds_a_pair_no_training_caption_named(tmp_path_factory):
+def test_ga_finds_a_pair_no_training_caption_named(tmp_path_factory, new_store):
     """"a purple circle" was never a training caption (purple circles were captioned "a
     circle" or "a purple shape" only): the issue's setting, pop 16 x 40 generations."""
-    _, runs = ga_runs(tmp_path_factory, "unseen_pair", "a purple circle", 40)
+    _, runs = ga_runs(tmp_path_factory, new_store, "unseen_pair", "a purple circle", 40)
     matches = full_matches(runs)
     assert matches.count(1.0) >= 3, f"truth_match of the best image per seed: {matches}"

@@ -5,11 +5,11 @@ score the candidates of many runs together and tell each run its own fitness."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from pymoo.algorithms.soo.nonconvex.cmaes import CMAES
 from pymoo.algorithms.soo.nonconvex.de import DE
 from pymoo.core.algorithm import Algorithm
 from pymoo.core.population import Population
@@ -113,5 +113,7 @@ def needs_gradient(algorithm: Algorithm) -> bool:
 
 def state_is_picklable(algorithm: Algorithm) -> bool:
     """pymoo's CMA-ES keeps its state in a running generator, which its pickle leaves out; such a
-    run resumes by replaying its generations from the seed instead."""
-    return not isinstance(algorithm, CMAES)
+    run resumes by replaying its generations from the seed instead. (Its module, and `cma` with
+    it, is imported only by runs that use it: a second of every process's start.)"""
+    cmaes = sys.modules.get("pymoo.algorithms.soo.nonconvex.cmaes")
+    return cmaes is None or not isinstance(algorithm, cmaes.CMAES)
