@@ -15,7 +15,7 @@ from latentevo.models.classifier import shapes_classifier
 from latentevo.models.trained import trained_generator
 from latentevo.training import driver
 from latentevo.training.data import DatasetError, ShapesSource, image_source
-from latentevo.training.gan import EGANTrainer, GANConfig, select
+from latentevo.training.gan import EGANConfig, EGANTrainer, select
 from latentevo.training.losses import MUTATIONS
 from latentevo.training.quality import fd_classifier, fid, fid_inception_net
 
@@ -92,7 +92,7 @@ def test_egan_logs_the_fittest_child_as_the_winner(store, trained):
 
 
 def test_egan_selection_keeps_the_fittest_child():
-    trainer = EGANTrainer(GANConfig(iterations=5, batch_size=8, ngf=8, ndf=8, parents=1), ShapesSource(),
+    trainer = EGANTrainer(EGANConfig(iterations=5, batch_size=8, ngf=8, ndf=8, parents=1), ShapesSource(),
                           torch.Generator().manual_seed(0))
     made = []
     make = trainer.make_children

@@ -18,7 +18,7 @@ from latentevo.search import CheckpointError
 from latentevo.training import driver, jobs
 from latentevo.training.clip import ClipTrainConfig, ClipTrainer, caption_batch, without_pairs
 from latentevo.training.data import HELD_OUT_PAIRS, ShapesSource, degrade, scene_batch
-from latentevo.training.gan import DCGANTrainer, EGANTrainer, GANConfig
+from latentevo.training.gan import DCGANTrainer, EGANConfig, EGANTrainer, GANConfig
 from latentevo.training.quality import frechet_distance
 from latentevo.world import ATTRIBUTES, parse_prompt
 
@@ -102,7 +102,7 @@ def small_clip() -> ClipTrainer:
 
 def small_egan() -> EGANTrainer:
     torch.manual_seed(4)
-    return EGANTrainer(GANConfig(iterations=6, batch_size=8, ngf=8, ndf=8, parents=2), ShapesSource(),
+    return EGANTrainer(EGANConfig(iterations=6, batch_size=8, ngf=8, ndf=8, parents=2), ShapesSource(),
                        torch.Generator().manual_seed(4))
 
 

@@ -10,12 +10,12 @@ import torch.nn.functional as F
 from ..models.classifier import ShapesClassifier
 from ..world import ATTRIBUTES
 from .data import scene_batch
+from .recipe import Steps
 from .state import StateDicts
 
 
 @dataclass
-class ClassifierTrainConfig:
-    iterations: int
+class ClassifierTrainConfig(Steps):
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 1e-4

@@ -29,21 +29,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.clip import WORLD_CLIP, OpenClipScorer, build_open_clip
+from ..models.clip import WORLD_CLIP, OpenClipScorer, build_open_clip, tokenizer_of
 from ..world import ATTRIBUTE_VALUES, ATTRIBUTES, caption_text
 from ..world.captions import UNNAMED, perturb_content, sample_content, truth_matrix
 from .clip_eval import evaluate_scorer
 from .data import HELD_OUT_PAIRS, scene_batch
+from .recipe import Steps
 from .state import StateDicts
 
 
 @dataclass
-class ClipTrainConfig:
-    iterations: int
-    image_pretrain_steps: int = 800
-    pretrain_lr: float = 1e-3
+class ClipTrainConfig(Steps):
     batch_size: int = 128
     lr: float = 7e-4
+    image_pretrain_steps: int = 800
+    pretrain_lr: float = 1e-3
     weight_decay: float = 0.05
     warmup: int = 100
     aux_weight: float = 5.0
@@ -141,7 +141,7 @@ class ClipTrainer(StateDicts):
                               f"({cfg.image_pretrain_steps}): the contrastive steps come after them")
         self.cfg, self.g, self.rng = cfg, g, random.Random(g.initial_seed())
         self.model = build_open_clip(WORLD_CLIP)
-        self.tokenizer = open_clip.get_tokenizer(WORLD_CLIP)
+        self.tokenizer = tokenizer_of(WORLD_CLIP)
         self.heads = AuxHeads(self.model.text_projection.shape[1])
         self.mean = torch.tensor(self.model.visual.image_mean).view(1, 3, 1, 1)
         self.std = torch.tensor(self.model.visual.image_std).view(1, 3, 1, 1)

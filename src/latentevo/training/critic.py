@@ -14,6 +14,7 @@ from ..models.dcgan import DCGANNetD, dcgan_shapes, init_weights
 from ..models.weights import WORLD_DIR
 from ..paths import resolve
 from .data import ImageSource
+from .recipe import AdversarialSteps
 from .state import StateDicts
 
 #: the seed of the held-out renders and samples the critic is judged on
@@ -21,11 +22,7 @@ HELD_OUT = 77_777
 
 
 @dataclass
-class CriticConfig:
-    iterations: int
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
+class CriticConfig(AdversarialSteps):
     ndf: int = 32
     # the generator's directory (dcgan.safetensors); null: the committed shapes-world models
     generator_dir: str | None = None
@@ -42,7 +39,7 @@ class CriticTrainer(StateDicts):
         self.generator = dcgan_shapes(weights_dir=resolve(cfg.generator_dir) if cfg.generator_dir else WORLD_DIR)
         self.net = DCGANNetD(cfg.ndf)
         self.net.apply(init_weights)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
 
     def _fakes(self, n: int, g: torch.Generator) -> torch.Tensor:
         return self.generator(self.generator.sample_latents(n, g)) * 2 - 1

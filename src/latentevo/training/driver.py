@@ -36,7 +36,7 @@ from .classifier import ClassifierTrainConfig, ClassifierTrainer
 from .clip import ClipTrainConfig, ClipTrainer
 from .critic import CriticConfig, CriticTrainer
 from .data import ImageSource, image_source
-from .gan import DCGANTrainer, EGANTrainer, GANConfig
+from .gan import DCGANTrainer, EGANConfig, EGANTrainer, GANConfig
 from .jobs import check_positive, finished_run, job_identity, tracked
 from .quality import Quality
 from .realness import RealnessConfig, RealnessTrainer
@@ -56,8 +56,9 @@ def trainer_for(cfg: DictConfig, source: ImageSource, g: torch.Generator, device
     if name in ("dcgan", "egan"):
         m |= {key: tuple(m[key]) for key in ("classes", "mutations") if key in m}
         tricks = {key: cfg[key] for key in ("instance_noise", "noise_anneal", "real_label")}
-        gan = GANConfig(**m, **tricks, device=str(device))
-        return EGANTrainer(gan, source, g) if name == "egan" else DCGANTrainer(gan, source, g)
+        if name == "egan":
+            return EGANTrainer(EGANConfig(**m, **tricks, device=str(device)), source, g)
+        return DCGANTrainer(GANConfig(**m, **tricks, device=str(device)), source, g)
     if device.type != "cpu":
         raise ConfigError(f"device={cfg.device}: only the GANs (model=dcgan, egan) train on an accelerator")
     if name == "vae":

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..models.dcgan import WORLD_CLASSES, DCGANNetD, DCGANNetG, init_weights
 from .data import ImageSource
 from .losses import MUTATIONS, discriminator_loss
+from .recipe import AdversarialSteps
 from .state import StateDicts
 
 # the chunk of latents a generator is sampled in: 2,000 samples of a wide one at once fill a GPU
@@ -29,12 +30,7 @@ SAMPLE_CHUNK = 500
 
 
 @dataclass
-class GANConfig:
-    iterations: int
-    batch_size: int
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+class GANConfig(AdversarialSteps):
     nz: int = 100
     ngf: int = 64
     ndf: int = 64
@@ -50,7 +46,11 @@ class GANConfig:
     # decay of the moving average of G's weights that is sampled and saved (0: the last iterate)
     ema: float = 0.0
     device: str = "cpu"
-    # E-GAN only
+
+
+@dataclass
+class EGANConfig(GANConfig):
+    # discriminator updates per iteration, parents kept, the children's mutations, diversity's weight
     d_steps: int = 1
     parents: int = 1
     mutations: tuple[str, ...] = tuple(MUTATIONS)
@@ -214,7 +214,7 @@ class EGANTrainer(GANTrainer):
     Adam step of that loss); children are scored by F = F_q + γ F_d on a shared batch and the
     `parents` fittest become the next population."""
 
-    def __init__(self, cfg: GANConfig, source: ImageSource, g: torch.Generator):
+    def __init__(self, cfg: EGANConfig, source: ImageSource, g: torch.Generator):
         unknown = set(cfg.mutations) - set(MUTATIONS)
         if unknown:
             raise ConfigError(f"unknown mutations {sorted(unknown)}; choose from {', '.join(MUTATIONS)}")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from ..models.realness import RealnessCNN
 from .data import ImageSource
+from .recipe import Steps
 from .state import StateDicts
 
 
@@ -24,10 +25,7 @@ def bernoulli_noise(images: torch.Tensor, g: torch.Generator) -> tuple[torch.Ten
 
 
 @dataclass
-class RealnessConfig:
-    iterations: int
-    batch_size: int = 64
-    lr: float = 1e-3
+class RealnessConfig(Steps):
     width: int = 32
 
 

@@ -9,14 +9,12 @@ import torch.nn.functional as F
 
 from ..models.vae import VAE
 from .data import ImageSource
+from .recipe import Steps
 from .state import StateDicts
 
 
 @dataclass
-class VAEConfig:
-    iterations: int
-    batch_size: int = 64
-    lr: float = 1e-3
+class VAEConfig(Steps):
     nz: int = 150
     width: int = 64
     beta: float = 1.0
