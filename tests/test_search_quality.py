@@ -30,7 +30,8 @@ def full_matches(runs) -> list[float]:
 
 @pytest.fixture(scope="module")
 def red_circle_runs(tmp_path_factory, new_store):
-    return ga_runs(tmp_path_factory, new_store, "red_circle", "a red circle", 100)
+    # 20 generations: the seeds that find a red circle find it within 5 (measured 2026-12-03)
+    return ga_runs(tmp_path_factory, new_store, "red_circle", "a red circle", 20)
 
 
 def test_ga_best_image_is_a_red_circle_in_most_seeds(red_circle_runs):

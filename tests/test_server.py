@@ -20,12 +20,16 @@ GENERATIONS = 12
 # MLflow's client retries a lost server with backoff for minutes by default; a test waits less
 SHORT_RETRY = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
                "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+# one server worker: a test has one client at a time, and each worker is a process importing MLflow
+ONE_WORKER = {"MLFLOW_WORKERS": 1}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    path = tmp_path_factory.mktemp("server")
-    with mlflow_server(path / "store", free_port()) as (uri, _):
+def server(tmp_path_factory, new_store):
+    store = tmp_path_factory.mktemp("server") / "store"
+    store.mkdir()
+    new_store(store)  # the server's database, its schema built already
+    with mlflow_server(store, free_port(), **ONE_WORKER) as (uri, _):
         yield uri
 
 
@@ -108,7 +112,7 @@ def test_a_server_lost_mid_run_keeps_the_metrics_and_the_rerun_sends_them(server
     keeping unsent metrics in its checkpoint; with the server back, the same command finishes it."""
     port = free_port()
     args = run_args(tmp_path, "lost", "algo=ga")
-    with mlflow_server(tmp_path / "store", port) as (uri, server_proc):
+    with mlflow_server(tmp_path / "store", port, **ONE_WORKER) as (uri, server_proc):
         proc = start_cli(args, uri, tmp_path / "run", env=env(delay=0.25, **SHORT_RETRY))
         try:
             wait_for_step(uri, "lost", 3, proc)
@@ -120,7 +124,7 @@ def test_a_server_lost_mid_run_keeps_the_metrics_and_the_rerun_sends_them(server
     assert len(error_lines(stderr)) == 1 and "lost the MLflow tracking store" in stderr, stderr[-2000:]
     assert list((tmp_path / "checkpoints" / "lost").glob("*.ckpt"))
 
-    with mlflow_server(tmp_path / "store", port) as (uri, _):
+    with mlflow_server(tmp_path / "store", port, **ONE_WORKER) as (uri, _):
         result = run_cli(args, uri, tmp_path / "resumed", env=env())
         assert result.returncode == 0, result.stderr[-2000:]
         client, runs = runs_of(uri, "lost")
