@@ -215,10 +215,12 @@ class SlurmLauncher(PackedLauncher):
         results: dict[int, list[JobReturn]] = {}
         started = time.monotonic()
         try:
-            while len(results) < len(submitted):
+            while True:
                 for n, job in enumerate(submitted):
                     if n not in results and job.done():
                         results[n] = self._ended(n, len(submitted), packs[n], job, time.monotonic() - started)
+                if len(results) == len(submitted):
+                    break
                 time.sleep(POLL_S)
         except KeyboardInterrupt:
             print(f"stopped waiting; the packs go on in {self.cluster} "
