@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
 from hydra import compose, initialize_config_dir
 from PIL import Image
 from pipeline_cli import MECHANICS_CLIP, ROOT, runs_of
 
 from latentevo.pipeline import RunSpec, run_pack
 from latentevo.pipeline.animation import CAPTION_PX, GIF_MAX_SIDE, gif_frame, spaced_steps
+from latentevo.pipeline.grids import MAX_TILE, MIN_TILE, image_grid
 from latentevo.pipeline.observers import SaveCheckpoints
 from latentevo.tracking.run import STEPPED_IMAGE, stepped_images
 
@@ -88,3 +92,23 @@ def test_gif_frames_are_bounded_in_number_and_size():
     assert frame.shape == (GIF_MAX_SIDE + CAPTION_PX, GIF_MAX_SIDE // 4, 3)
     same = np.zeros((128, 128, 3), np.uint8)
     assert not np.array_equal(gif_frame(same, 1), gif_frame(same, 2))  # PIL would merge equal frames
+
+
+def make_grid_reference(images: torch.Tensor, max_tile: int | None) -> np.ndarray:
+    """The grid as torchvision draws it: upscaled in float, then made uint8."""
+    if max_tile and images.shape[-1] > max_tile:
+        images = F.interpolate(images, size=(max_tile, max_tile), mode="area")
+    scale = max(1, MIN_TILE // images.shape[-1])
+    if scale > 1:
+        images = F.interpolate(images, scale_factor=scale, mode="nearest")
+    grid = torchvision.utils.make_grid(images, nrow=min(8, len(images)), padding=2 * scale, pad_value=0.5)
+    return (grid.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+
+
+@pytest.mark.parametrize("count", [1, 5, 8, 9, 16])
+@pytest.mark.parametrize("channels, side", [(3, 64), (3, 50), (1, 32), (3, 300), (3, 128)])
+@pytest.mark.parametrize("max_tile", [MAX_TILE, None])
+def test_image_grids_have_torchvisions_pixels(count, channels, side, max_tile):
+    images = torch.rand(count, channels, side, side, generator=torch.Generator().manual_seed(count)) * 1.2 - 0.1
+    images[0, 0, :2, :2] = torch.tensor([[0.5, 1.5 / 255], [2.5 / 255, 0.0]])  # halves round to even
+    np.testing.assert_array_equal(image_grid(images, max_tile=max_tile), make_grid_reference(images, max_tile))

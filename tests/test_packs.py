@@ -6,13 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from pipeline_cli import MECHANICS_CLIP, ROOT, composed_specs, histories, run_cli, runs_of
 
 from hydra_plugins.latentevo_launcher.packed_launcher import plan_packs
 from hydra_plugins.latentevo_launcher.slurm_launcher import PackTask
 from latentevo.errors import LatentevoError
+from latentevo.models.shapes import ShapesGenerator
 from latentevo.pipeline import RunSpec, pack_key, run_pack
+from latentevo.pipeline.measures import scene_labels
 
 # pop 16, as in the thesis: the mini-CLIP gives the same embedding of an image in any batch of
 # at least 16 images (smaller batches take another convolution kernel, up to 1.2e-7 apart)
@@ -157,3 +160,27 @@ def test_runs_with_plain_algebra_and_image_prompts_packed_are_the_same_runs_as_a
     client, runs = runs_of(tracking, "targets_packed")
     terms = {r.info.run_name: sorted(k for k in r.data.metrics if k.startswith("term")) for r in runs}
     assert [len(terms[",".join(job)]) for job in MIXED_TARGETS] == [0, 3, 1, 2]  # a plain prompt logs no terms
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread, as runs are (threads=1)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_a_packs_ground_truth_labels_each_latent_as_its_run_alone_would(one_thread):
+    # the pack labels every run's best + population in one call; on one thread the scene map's
+    # matmul gives the same rows in any batch of at least 5 latents (pop >= 4), at any offset
+    generator = ShapesGenerator()
+    latents = generator.sample_latents(50 * 17, torch.Generator().manual_seed(0)).double().numpy()
+    packed = scene_labels(generator, latents)
+    for run in range(50):
+        alone = scene_labels(generator, latents[17 * run : 17 * (run + 1)])
+        assert all(torch.equal(alone[a], packed[a][17 * run : 17 * (run + 1)]) for a in alone)
+    coords = torch.from_numpy(latents).float() @ generator.mixing
+    for size in (5, 17, 33):
+        assert torch.equal(torch.cat([part @ generator.mixing for part in torch.from_numpy(latents).float()
+                                      .split(size)]), coords), size

@@ -84,6 +84,20 @@ def test_a_point_handed_back_unsent_and_logged_again_is_stored_once(store):
     ]
 
 
+def test_image_artifacts_are_pngs_of_the_very_pixels_at_their_path(store):
+    _, uri = store
+    client, exp = open_experiment("pngs", uri)
+    image = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
+    image[:, :12] = 7  # flat runs, as grids have, and noise
+    with tracked_run(client, exp, "pngs") as run:
+        run.log_image(image, "population/gen_0003.png")
+        run.log_image(image, "best.png")
+        assert [run.artifact_paths(folder) for folder in ("population", "")] == \
+            [["population/gen_0003.png"], ["best.png"]]
+        for path in ("population/gen_0003.png", "best.png"):
+            assert np.array_equal(run.read_image(path), image)
+
+
 def test_a_time_stepped_image_is_logged_once_per_step_even_by_a_resumed_run(store):
     _, uri = store
     client, exp = open_experiment("stepped", uri)

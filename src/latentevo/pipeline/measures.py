@@ -3,7 +3,7 @@ for generators with a ground truth (the shapes world), what the images really sh
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,9 +12,6 @@ from ..models.base import Generator
 from ..models.realness import Realness
 from ..prompts import SCENE_PREFIX, Prompt, is_scene, parse, parse_scene
 from ..search import Generation, hypervolume, population_diversity
-
-#: latents -> what each latent's image really shows, per measure
-Truth = Callable[[np.ndarray], dict[str, np.ndarray]]
 
 
 def target_content(prompt: Prompt) -> list[int]:
@@ -32,6 +29,36 @@ def target_content(prompt: Prompt) -> list[int]:
     for values in named:
         content = [c if c != UNNAMED else v for c, v in zip(content, values)]
     return content
+
+
+def scene_labels(generator: Generator, latents: np.ndarray) -> dict[str, torch.Tensor]:
+    """The ground-truth value index of each attribute of each latent's image, each (B,)."""
+    return generator.scenes(torch.from_numpy(latents).float()).labels()
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Latents -> what each latent's image really shows, per measure (see `ground_truth`); a
+    pack labels every run's latents in one call (`scene_labels`) and each run measures its
+    own share (`of_labels`)."""
+
+    generator: Generator
+    content: torch.Tensor  # (attributes,) the target's value index of each, or UNNAMED
+    named: torch.Tensor  # (attributes,) which the target names
+    colour: int  # the object's colour the target names, or UNNAMED
+    leak_measured: bool
+
+    def __call__(self, latents: np.ndarray) -> dict[str, np.ndarray]:
+        return self.of_labels(scene_labels(self.generator, latents))
+
+    def of_labels(self, labels: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        from ..world import ATTRIBUTES
+
+        truth = torch.stack([labels[a].cpu() for a in ATTRIBUTES], dim=1)
+        measures = {"truth_match": (((truth == self.content) & self.named).sum(1) / self.named.sum()).numpy()}
+        if self.leak_measured:
+            measures["colour_leak"] = (labels["background"].cpu() == self.colour).double().numpy()
+        return measures
 
 
 def ground_truth(generator: Generator, prompt: str | Prompt) -> Truth | None:
@@ -52,20 +79,16 @@ def ground_truth(generator: Generator, prompt: str | Prompt) -> Truth | None:
     if not named.any():
         return None
     colour, background = (int(content[ATTRIBUTES.index(a)]) for a in ("colour", "background"))
-    leak_measured = colour != UNNAMED and background != colour
-
-    def measure(latents: np.ndarray) -> dict[str, np.ndarray]:
-        labels = generator.scenes(torch.from_numpy(latents).float()).labels()
-        truth = torch.stack([labels[a].cpu() for a in ATTRIBUTES], dim=1)
-        measures = {"truth_match": (((truth == content) & named).sum(1) / named.sum()).numpy()}
-        if leak_measured:
-            measures["colour_leak"] = (labels["background"].cpu() == colour).double().numpy()
-        return measures
-
-    return measure
+    return Truth(generator, content, named, colour, leak_measured=colour != UNNAMED and background != colour)
 
 
-def generation_metrics(gen: Generation, truth: Truth | None) -> dict[str, float]:
+def measured_latents(gen: Generation) -> np.ndarray:
+    """The latents a generation's ground truth measures: its best, then its population."""
+    return np.vstack([gen.best_latent, gen.latents])
+
+
+def generation_metrics(gen: Generation, truth: dict[str, np.ndarray] | None) -> dict[str, float]:
+    """The generation's metrics; `truth`: the ground-truth measures of `measured_latents(gen)`."""
     metrics = {
         "best_cos_sim": gen.best_cos_sim,
         "mean_cos_sim": float(gen.cos_sim.mean()),
@@ -77,7 +100,7 @@ def generation_metrics(gen: Generation, truth: Truth | None) -> dict[str, float]
     }
     if truth is not None:
         # each ground-truth measure of the best image, and its population mean as pop_<measure>
-        for name, values in truth(np.vstack([gen.best_latent, gen.latents])).items():
+        for name, values in truth.items():
             metrics[name] = float(values[0])
             metrics[f"pop_{name}"] = float(values[1:].mean())
     return metrics

@@ -28,7 +28,7 @@ from ..search import (
     to_evaluate,
 )
 from ..tracking import RunLogger, tracked_run
-from .measures import ground_truth
+from .measures import Truth, ground_truth
 from .models import Models, Request, Scores, build
 from .objectives import Columns
 from .observers import Observer, observers_of
@@ -55,6 +55,10 @@ class PackedRun:
         self.tracker: RunLogger | None = None
         self.last: Generation | None = None
         self.observers: list[Observer] = []
+        self.truth: Truth | None = None
+        # the ground-truth measures of the last generation (`measures.measured_latents`), which
+        # the pack takes for all its runs at once
+        self.measured: dict[str, np.ndarray] | None = None
 
     @classmethod
     def open(cls, spec: RunSpec, models: Models, client: MlflowClient, experiment_id: str, uri: str,
@@ -98,7 +102,8 @@ class PackedRun:
         if restored is not None:
             self.random.restore(state["rng"])
         self.terms = BestTerms.restore(state.get("terms") if state else None)
-        self.observers = observers_of(cfg, ground_truth(models.generator, self.prompt), evaluation, self.prompt)
+        self.truth = ground_truth(models.generator, self.prompt)
+        self.observers = observers_of(cfg, evaluation, self.prompt)
 
         tags = tags | {"hydra_overrides": " ".join(self.spec.overrides), IDENTITY_TAG: self.job.identity}
         self.tracker = self._tracking.enter_context(
@@ -137,16 +142,21 @@ class PackedRun:
         return Request(self._asked, self.targets, views, self.grad)
 
     def tell(self, scores: Scores) -> Generation:
-        """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here."""
+        """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here;
+        then `observe` the generation."""
         combined = combine_scores(scores, self.weights)
         self.fitness.give(self._asked, self.columns.values(combined), combined.gradient)
         with self.random.active():
             gen = tell(self.algorithm, self._infills, self.columns.fitness)
         self.terms.update(self._asked, scores.terms, gen)
         self.last = gen
-        for observer in self.observers:
-            observer.on_generation(self, gen)
         return gen
+
+    def observe(self, measured: dict[str, np.ndarray] | None) -> None:
+        """The observers of the last generation told, given its ground-truth measures."""
+        self.measured = measured
+        for observer in self.observers:
+            observer.on_generation(self, self.last)
 
     def save_checkpoint(self, index: int) -> None:
         algorithm = self.algorithm if state_is_picklable(self.algorithm) else None

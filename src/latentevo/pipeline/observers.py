@@ -14,7 +14,7 @@ from ..prompts import Prompt
 from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
 from .grids import image_grid, latent_images, population_grid
-from .measures import Truth, best_realness, front_metrics, generation_metrics
+from .measures import best_realness, front_metrics, generation_metrics
 from .objectives import Columns
 
 if TYPE_CHECKING:
@@ -34,11 +34,11 @@ class LogMetrics(Observer):
     the front's size and hypervolume; with a realness model, the best image's realness; with
     prompt algebra or an image prompt, each term's cos_sim of the best image."""
 
-    def __init__(self, truth: Truth | None, reference: np.ndarray, per_term: bool):
-        self.truth, self.reference, self.per_term = truth, reference, per_term
+    def __init__(self, reference: np.ndarray, per_term: bool):
+        self.reference, self.per_term = reference, per_term
 
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
-        metrics = generation_metrics(gen, self.truth) | front_metrics(gen, self.reference)
+        metrics = generation_metrics(gen, run.measured) | front_metrics(gen, self.reference)
         if self.per_term:
             metrics |= run.terms.metrics()
         if run.models.realness is not None:
@@ -137,8 +137,8 @@ class EvaluateDuring(Observer):
             run.tracker.log_metrics(gen.index, summary(table))
 
 
-def observers_of(cfg, truth: Truth | None, evaluation: Evaluation | None, prompt: Prompt) -> list[Observer]:
-    observers = [LogMetrics(truth, Columns.of(cfg).reference(), per_term=not prompt.is_plain),
+def observers_of(cfg, evaluation: Evaluation | None, prompt: Prompt) -> list[Observer]:
+    observers = [LogMetrics(Columns.of(cfg).reference(), per_term=not prompt.is_plain),
                  LogImages(cfg.log_every), LogAnimations(), SaveCheckpoints(cfg.checkpoint_every)]
     if evaluation is None:
         return observers

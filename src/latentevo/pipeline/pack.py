@@ -9,17 +9,21 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from tqdm import tqdm
 
 from ..errors import LatentevoError, storage_error
+from ..search import Generation
 from ..tracking import open_experiment, provenance_tags, tracking_uri
+from .measures import measured_latents, scene_labels
 from .member import PackedRun
 from .models import Models
 from .spec import RunSpec
 
 #: a pack sends each run's metrics at most this often per run in it (seconds): a pack makes
-#: about one store call a second, whatever its size; checkpoints keep what is unsent
-FLUSH_SECONDS_PER_RUN = 1.0
+#: about one store call every 3 s, whatever its size (a call costs tens of ms, mostly fixed);
+#: checkpoints keep what is unsent
+FLUSH_SECONDS_PER_RUN = 3.0
 MIN_FLUSH_SECONDS = 2.0
 
 
@@ -113,15 +117,7 @@ class Pack:
             while self.live:
                 if self.stop is not None and self.stop():
                     self._suspend()
-                asked = self._each(lambda i, run: run.ask())
-                try:
-                    scores = dict(zip(asked, models.scores(list(asked.values()))))
-                except Exception as err:  # the shared forward pass: every run asked fails with it
-                    for i in asked:
-                        run = self.live.pop(i)
-                        self._failed(i, run.spec, err, run)
-                    continue
-                told = self._each(lambda i, run: run.tell(scores[i]), among=asked)
+                told = self._generation(models)
                 self.best = max([self.best, *(gen.best_cos_sim for gen in told.values())])
                 for i in told:
                     if self.live[i].done:
@@ -129,6 +125,39 @@ class Pack:
                 bar.n = max((run.generation for run in self.live.values()), default=bar.total)
                 bar.set_postfix_str(self._postfix(), refresh=False)
                 bar.refresh()
+
+    def _generation(self, models: Models) -> dict[int, Generation]:
+        """One generation of every live run: asked, scored together, told, measured together,
+        observed; the generations of the runs that got through it."""
+        asked = self._each(lambda i, run: run.ask())
+        try:
+            scores = dict(zip(asked, models.scores(list(asked.values()))))
+        except Exception as err:  # the shared forward pass: every run asked fails with it
+            return self._fail_all(asked, err)
+        told = self._each(lambda i, run: run.tell(scores[i]), among=asked)
+        try:
+            measured = self._ground_truth(models, told)
+        except Exception as err:  # the shared labelling, likewise
+            return self._fail_all(told, err)
+        observed = self._each(lambda i, run: run.observe(measured.get(i)), among=told)
+        return {i: told[i] for i in observed}
+
+    def _fail_all(self, indices, err: Exception) -> dict:
+        for i in indices:
+            run = self.live.pop(i)
+            self._failed(i, run.spec, err, run)
+        return {}
+
+    def _ground_truth(self, models: Models, told: dict[int, Generation]) -> dict[int, dict[str, np.ndarray]]:
+        """Each told run's ground-truth measures of its generation: all the runs' latents labelled
+        in one call, rather than a small call per run."""
+        measuring = {i: measured_latents(gen) for i, gen in told.items() if self.live[i].truth is not None}
+        if not measuring:
+            return {}
+        labels = scene_labels(models.generator, np.concatenate(list(measuring.values())))
+        bounds = np.cumsum([0, *(len(latents) for latents in measuring.values())])
+        return {i: self.live[i].truth.of_labels({a: v[start:stop] for a, v in labels.items()})
+                for i, start, stop in zip(measuring, bounds[:-1], bounds[1:])}
 
     def _suspend(self) -> None:
         """Checkpoints every live run at its last generation, then stops the pack."""
