@@ -142,8 +142,8 @@ class PackedRun:
         return Request(self._asked, self.targets, views, self.grad)
 
     def tell(self, scores: Scores) -> Generation:
-        """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here;
-        then `observe` the generation."""
+        """Told the asked latents' scores: their (n, T) cos_sims to the run's targets, combined here.
+        The pack then has the generation observed (`observe`)."""
         combined = combine_scores(scores, self.weights)
         self.fitness.give(self._asked, self.columns.values(combined), combined.gradient)
         with self.random.active():
