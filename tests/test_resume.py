@@ -97,10 +97,12 @@ PACK = ["-m", f"algo={','.join(ALGOS)}", "seed=0,1", "hydra.launcher.workers=1",
 @pytest.mark.process
 def test_kill_9_of_a_pack_then_the_same_sweep_resumes_each_of_its_runs(store, tmp_path, monkeypatch):
     """GA, DE and CMA-ES runs in one pack; pymoo's CMA-ES state cannot be pickled, so its
-    checkpoint keeps the run and the generation, and its runs resume by replaying from the seed."""
+    checkpoint keeps the run and the generation, and its runs resume by replaying from the seed.
+    Killed once the runs' first metrics are in the store (a pack sends its later ones seconds
+    apart a run) and a checkpoint is written."""
     args = [*PACK, "experiment_name=pack_killed"]
-    proc, reached = interrupt_mid_run(args, store, tmp_path, "pack_killed")
-    assert proc.returncode == -signal.SIGKILL and 4 <= reached < 11
+    proc, reached = interrupt_mid_run(args, store, tmp_path, "pack_killed", after_step=1)
+    assert proc.returncode == -signal.SIGKILL and 1 <= reached < 11
     client, runs = runs_of(store, "pack_killed")
     ids = sorted(r.info.run_id for r in runs)
     assert [r.info.status for r in runs] == ["RUNNING"] * 6

@@ -6,6 +6,7 @@ from mlflow.entities import ViewType
 
 from latentevo.paths import PROJECT_DIR
 from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
+from latentevo.tracking import run as tracking_run
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +83,20 @@ def test_a_point_handed_back_unsent_and_logged_again_is_stored_once(store):
     assert sorted((m.step, m.value) for m in client.get_metric_history(run.run_id, "best")) == [
         (0, 0.5), (1, 0.6), (2, 0.7)
     ]
+
+
+def test_a_runs_first_metrics_go_out_at_once_and_the_later_ones_at_its_interval(store, monkeypatch):
+    _, uri = store
+    client, exp = open_experiment("first flush", uri)
+    monkeypatch.setattr(tracking_run, "FIRST_FLUSH_S", 0.0)
+    stored = []
+    with tracked_run(client, exp, "early") as run:
+        run.flush_every_s = 3600  # a pack's interval: many runs share the store's time
+        for step in range(3):
+            run.log_metrics(step, {"best": 0.1 * step})
+            stored.append([m.step for m in client.get_metric_history(run.run_id, "best")])
+    assert stored == [[0], [0], [0]]
+    assert [m.step for m in client.get_metric_history(run.run_id, "best")] == [0, 1, 2]  # the rest at the end
 
 
 def test_image_artifacts_are_pngs_of_the_very_pixels_at_their_path(store):

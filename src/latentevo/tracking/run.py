@@ -53,6 +53,11 @@ def _store_call(client: MlflowClient, what: str) -> Iterator[None]:
                            "once it is back, run the same command again to resume") from err
 
 
+#: seconds before a run's first batch of metrics goes out, whatever its later interval: its
+#: curves appear in the UI at once, and a pack's later, longer intervals keep its store calls few
+FIRST_FLUSH_S = 2.0
+
+
 class RunLogger:
     """Logs into one run; metrics are buffered and sent in batches."""
 
@@ -99,7 +104,8 @@ class RunLogger:
         new = [Metric(k, v, t, s) for k, v, t, s in points if (k, s) not in self._logged and (k, s) not in self._queued]
         self._queued |= {(m.key, m.step) for m in new}
         self._metrics += new
-        if len(self._metrics) >= MAX_BATCH_METRICS or time.monotonic() - self._last_flush > self.flush_every_s:
+        interval = self.flush_every_s if self._logged else min(self.flush_every_s, FIRST_FLUSH_S)
+        if len(self._metrics) >= MAX_BATCH_METRICS or time.monotonic() - self._last_flush > interval:
             self.flush()
 
     def pending(self) -> list[MetricPoint]:
