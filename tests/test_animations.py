@@ -55,6 +55,12 @@ def test_each_logged_generation_has_a_time_stepped_best_image_and_a_gif_frame(tr
         animation = gif(client, run_id, name, tmp_path)
         assert animation.n_frames == len(logged), name
         assert animation.info["loop"] == 0 and max(animation.size) <= GIF_MAX_SIDE + CAPTION_PX
+    # the last frame is the best image captioned, its palette close to its pixels
+    animation = gif(client, run_id, "best.gif", tmp_path)
+    animation.seek(len(logged) - 1)
+    best = np.asarray(Image.open(client.download_artifacts(run_id, "best.png", str(tmp_path))))
+    error = np.abs(np.asarray(animation.convert("RGB")).astype(int) - gif_frame(best, 11).astype(int))
+    assert error.mean() < 1 and error.max() < 32
 
 
 def test_a_resumed_run_logs_each_step_once_and_its_gifs_have_every_logged_generation(tracking, tmp_path, monkeypatch):

@@ -160,7 +160,9 @@ class RunLogger:
 
     def log_gif(self, frames: list[np.ndarray], name: str, frame_ms: int) -> None:
         """(H, W, 3) uint8 frames as an animated GIF artifact, `name`, at the artifact root, looping."""
-        images = [Image.fromarray(frame) for frame in frames]
+        # PIL's fast octree palette: a sixth of the time of its default (median cut) on population
+        # grids, within 1-2 levels of the frame's pixels on average
+        images = [Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE) for frame in frames]
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / name
             images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
