@@ -27,7 +27,7 @@ PG_PORT ?= 5433
 MLFLOW_DB_POOL ?= 20
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lint test test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
+.PHONY: help setup lint test test-process test-browser ui-screenshots test-full test-trained world world-quick world-docs world-clip world-classifier world-dcgan world-critic
 .PHONY: world-quick-clip world-quick-classifier world-quick-dcgan run sweep bench bench-sweep ui mlflow-server figures figures-only figures-quick exp-ga-vs-de exp-generators exp-baselines exp-unseen-prompts exp-nsga2-realness exp-evolution-vs-gradient exp-penalties exp-image-prompts exp-augclip figures-thesis bench-real
 .PHONY: eval eval-only eval-quick eval-imagenet eval-cifar10 cifar10-classifier
 .PHONY: postgres-down slurm-up slurm-down test-cluster bench-tracking
@@ -43,10 +43,13 @@ setup: ## create $(VENV) and install the package with its pinned dependencies
 lint: ## ruff: the project's rules and line length (pyproject.toml)
 	$(PY) -m ruff check .
 
-test: ## fast test suite (everything but `slow`), a few minutes
+test: ## the fast test suite (in-process: everything but the process, slow, cluster and browser tests), a few minutes
 	$(PY) -m pytest
 
-test-full: ## every test but the cluster's and the browser's, slow ones included
+test-process: ## the tests that start real processes: signals, kill -9, exit statuses, make world-quick (a few minutes)
+	$(PY) -m pytest -m 'process and not slow'
+
+test-full: ## every test but the cluster's and the browser's, process and slow ones included
 	$(PY) -m pytest -m 'not cluster and not browser'
 
 test-cluster: ## sweeps through a real one-node Slurm and a PostgreSQL-backed MLflow server, and their faults (root; starts them)

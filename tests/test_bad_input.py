@@ -208,7 +208,12 @@ def test_the_docs_table_lists_exactly_the_tested_cases():
     assert documented_cases() == list(CASES)
 
 
-@pytest.mark.parametrize("name", CASES)
+#: the cases that start a real process beside the run under test
+PROCESS_CASES = {"same job running in another process"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.process) if n in PROCESS_CASES else n
+                                  for n in CASES])
 def test_bad_input_is_one_line_nonzero_exit_and_nothing_lost(store, tmp_path, name):
     case = CASES[name]
     uri = case.uri or store

@@ -137,6 +137,7 @@ def test_damaged_weights_give_one_line_naming_make_world(tmp_path, damage):
     assert {"corrupt": "checksum", "missing": "missing", "unlisted": "not listed"}[damage] in message
 
 
+@pytest.mark.process
 def test_world_quick_builds_loadable_models_side_by_side_into_a_fresh_store(world_quick):
     # Two processes meeting a store that does not exist yet used to race to create its tables.
     uri, out, result = world_quick
@@ -166,6 +167,7 @@ def world_run(uri: str, name: str):
     return client, run
 
 
+@pytest.mark.process
 def test_the_quick_dcgan_is_judged_through_its_run_and_loads_with_its_class_order(world_quick):
     uri, out, result = world_quick
     assert result.returncode == 0, result.stderr[-3000:]
