@@ -17,7 +17,9 @@ SLOW = "generator._target_=faulty_generators.SlowShapes"
 ARGS = [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", *MECHANICS_CLIP]
 TESTS_DIR = str(Path(__file__).resolve().parent)
 FAST = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0"}
-SLOWED = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.25"}
+# half a second a generation: a run sends metrics every 3 s, so a killer polling the store sees
+# generations well before the last one even on a loaded machine
+SLOWED = {"PYTHONPATH": TESTS_DIR, DELAY_ENV: "0.5"}
 
 
 def interrupt_mid_run(args, uri, out, experiment, how=signal.SIGKILL, after_step=4):

@@ -34,7 +34,7 @@ def server(tmp_path_factory, new_store):
 
 
 def run_args(tmp_path: Path, experiment: str, *extra: str) -> list[str]:
-    # a checkpoint every 2 generations: the runs killed at generation 4 or 3 have one to resume from
+    # a checkpoint every 2 generations: a run killed early has one to resume from
     return [SLOW, "pop_size=8", f"generations={GENERATIONS}", "log_every=5", "checkpoint_every=2",
             f"experiment_name={experiment}",
             f"paths.checkpoints={tmp_path / 'checkpoints'}", *MECHANICS_CLIP, *extra]
@@ -51,11 +51,12 @@ def reference_history(uri: str, tmp_path: Path, experiment: str, *extra: str) ->
     return histories(client, runs[0].info.run_id)
 
 
-def wait_for_step(uri: str, experiment: str, step: int, proc: subprocess.Popen) -> int:
+def wait_for_step(uri: str, experiment: str, step: int, proc: subprocess.Popen, checkpoints: Path) -> int:
+    """Waits until the run's metrics in the store reach `step` and it has written a checkpoint."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
         client, runs = runs_of(uri, experiment)
-        if runs:
+        if runs and any(checkpoints.glob("*.ckpt")):
             reached = max((m.step for m in client.get_metric_history(runs[0].info.run_id, "best_cos_sim")), default=-1)
             if reached >= step:
                 return reached
@@ -82,9 +83,11 @@ def test_a_sweep_into_the_server_is_read_back_by_the_analysis_loader_and_not_run
 @pytest.mark.process
 def test_kill_9_and_the_same_command_resumes_on_the_server(server, tmp_path):
     args = run_args(tmp_path, "team_killed", "algo=de")
-    proc = start_cli(args, server, tmp_path / "killed", env=env(delay=0.25))
+    # a second a generation: the run sends metrics 2 s in and every 3 s after, so the store shows
+    # early generations for seconds before the last one, however loaded the machine
+    proc = start_cli(args, server, tmp_path / "killed", env=env(delay=1.0))
     try:
-        reached = wait_for_step(server, "team_killed", 4, proc)
+        reached = wait_for_step(server, "team_killed", 1, proc, tmp_path / "checkpoints" / "team_killed")
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
@@ -113,9 +116,9 @@ def test_a_server_lost_mid_run_keeps_the_metrics_and_the_rerun_sends_them(server
     port = free_port()
     args = run_args(tmp_path, "lost", "algo=ga")
     with mlflow_server(tmp_path / "store", port, **ONE_WORKER) as (uri, server_proc):
-        proc = start_cli(args, uri, tmp_path / "run", env=env(delay=0.25, **SHORT_RETRY))
+        proc = start_cli(args, uri, tmp_path / "run", env=env(delay=0.5, **SHORT_RETRY))
         try:
-            wait_for_step(uri, "lost", 3, proc)
+            wait_for_step(uri, "lost", 1, proc, tmp_path / "checkpoints" / "lost")
             os.killpg(server_proc.pid, signal.SIGKILL)
             _, stderr = proc.communicate(timeout=240)
         finally:
