@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from mlflow.entities import ViewType
+from PIL import Image
 
 from latentevo.paths import PROJECT_DIR
 from latentevo.tracking import TrackingError, default_tracking_uri, open_experiment, tracked_run
@@ -99,18 +100,30 @@ def test_a_runs_first_metrics_go_out_at_once_and_the_later_ones_at_its_interval(
     assert [m.step for m in client.get_metric_history(run.run_id, "best")] == [0, 1, 2]  # the rest at the end
 
 
-def test_image_artifacts_are_pngs_of_the_very_pixels_at_their_path(store):
+def test_image_artifacts_are_pngs_of_the_very_pixels_at_their_path(store, tmp_path, monkeypatch):
+    """A run started here lists and reads back what it wrote from memory (the PNGs while they fit
+    its budget): the same paths and pixels as the store's; a resumed run asks the store."""
     _, uri = store
     client, exp = open_experiment("pngs", uri)
     image = np.random.default_rng(0).integers(0, 256, (20, 36, 3), dtype=np.uint8)
     image[:, :12] = 7  # flat runs, as grids have, and noise
+    monkeypatch.setattr(tracking_run, "KEPT_PNG_BYTES", len(tracking_run.png_bytes(image)) + 1)  # one PNG kept
+    paths = ["population/gen_0003.png", "best.png"]
     with tracked_run(client, exp, "pngs") as run:
-        run.log_image(image, "population/gen_0003.png")
-        run.log_image(image, "best.png")
-        assert [run.artifact_paths(folder) for folder in ("population", "")] == \
-            [["population/gen_0003.png"], ["best.png"]]
-        for path in ("population/gen_0003.png", "best.png"):
+        for path in paths:
+            run.log_image(image, path)
+        run.log_text("a: 1", "config.yaml")
+        listings = [run.artifact_paths(folder) for folder in ("population", "")]
+        assert listings == [["population/gen_0003.png"], ["best.png", "config.yaml"]]
+        assert listings == [[a.path for a in client.list_artifacts(run.run_id, folder) if not a.is_dir]
+                            for folder in ("population", "")]
+        for path in paths:
             assert np.array_equal(run.read_image(path), image)
+            stored = np.asarray(Image.open(client.download_artifacts(run.run_id, path, str(tmp_path))))
+            assert np.array_equal(stored, image)
+    with tracked_run(client, exp, "pngs", resume_run_id=run.run_id) as resumed:
+        assert resumed.artifact_paths("population") == ["population/gen_0003.png"]
+        assert np.array_equal(resumed.read_image("best.png"), image)
 
 
 def test_a_time_stepped_image_is_logged_once_per_step_even_by_a_resumed_run(store):

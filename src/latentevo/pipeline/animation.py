@@ -25,7 +25,8 @@ def gif_frame(image: np.ndarray, step: int) -> np.ndarray:
     """The image, at most GIF_MAX_SIDE px, above a caption naming its generation; the caption also
     keeps frames distinct, which PIL would otherwise merge when the best image stays the same."""
     frame = Image.fromarray(image)
-    frame.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE), Image.Resampling.LANCZOS)
+    # bilinear (antialiased when shrinking): a grid's frame in 40 % of Lanczos's time
+    frame.thumbnail((GIF_MAX_SIDE, GIF_MAX_SIDE), Image.Resampling.BILINEAR)
     captioned = Image.new("RGB", (frame.width, frame.height + CAPTION_PX), "white")
     captioned.paste(frame)
     ImageDraw.Draw(captioned).text((3, frame.height + 2), f"gen {step}", fill="black")

@@ -52,7 +52,11 @@ def latent_images(generator: Generator, latents: np.ndarray) -> torch.Tensor:
     return generator(torch.from_numpy(latents).float())
 
 
+def grid_order(cos_sim: np.ndarray) -> np.ndarray:
+    """The indices of a population grid's images: best first, at most MAX_GRID_IMAGES."""
+    return np.argsort(-cos_sim, kind="stable")[:MAX_GRID_IMAGES]
+
+
 def population_grid(generator: Generator, latents: np.ndarray, cos_sim: np.ndarray) -> np.ndarray:
     """The population best first, at most MAX_GRID_IMAGES of it."""
-    order = np.argsort(-cos_sim, kind="stable")[:MAX_GRID_IMAGES]
-    return image_grid(latent_images(generator, latents[order]))
+    return image_grid(latent_images(generator, latents[grid_order(cos_sim)]))

@@ -13,7 +13,7 @@ from ..evaluation.evaluate import Evaluation, log_evaluation, summary
 from ..prompts import Prompt
 from ..search import Generation
 from .animation import FRAME_MS, gif_frame, spaced_steps
-from .grids import image_grid, latent_images, population_grid
+from .grids import grid_order, image_grid, latent_images, population_grid
 from .measures import best_realness, front_metrics, generation_metrics
 from .objectives import Columns
 
@@ -56,6 +56,14 @@ def best_image(run: PackedRun, gen: Generation) -> np.ndarray:
     return image_grid(latent_images(run.models.generator, gen.best_latent[None]), max_tile=None)
 
 
+def grid_and_best_image(run: PackedRun, gen: Generation) -> tuple[np.ndarray, np.ndarray]:
+    """The population grid and the best image so far, rendered in one pass (a run's own, whether
+    it is packed or alone: the same pixels either way)."""
+    order = grid_order(gen.cos_sim)
+    images = latent_images(run.models.generator, np.concatenate([gen.latents[order], gen.best_latent[None]]))
+    return image_grid(images[:-1]), image_grid(images[-1:], max_tile=None)
+
+
 class LogImages(Observer):
     """Every `every` generations and at the last, the population grid and the best image so far
     (a time-stepped image: the run page shows it with a step slider); the best image and the
@@ -64,15 +72,19 @@ class LogImages(Observer):
 
     def __init__(self, every: int):
         self.every = every
+        self.last: tuple[int, np.ndarray] | None = None  # the generation and best image last logged
 
     def on_generation(self, run: PackedRun, gen: Generation) -> None:
         if gen.index % self.every == 0 or run.done:
-            grid = population_grid(run.models.generator, gen.latents, gen.cos_sim)
+            grid, best = grid_and_best_image(run, gen)
             run.tracker.log_image(grid, f"{POPULATION_DIR}/gen_{gen.index:04d}.png")
-            run.tracker.log_stepped_image(best_image(run, gen), BEST_IMAGE_KEY, gen.index)
+            run.tracker.log_stepped_image(best, BEST_IMAGE_KEY, gen.index)
+            self.last = gen.index, best
 
     def on_end(self, run: PackedRun, gen: Generation) -> None:
-        run.tracker.log_image(best_image(run, gen), "best.png")
+        # best.png is the last step's image of the run page's chart
+        best = self.last[1] if self.last and self.last[0] == gen.index else best_image(run, gen)
+        run.tracker.log_image(best, "best.png")
         fronts = {}
         if gen.front is not None:
             run.tracker.log_image(population_grid(run.models.generator, gen.latents[gen.front], gen.cos_sim[gen.front]),

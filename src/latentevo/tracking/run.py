@@ -5,9 +5,11 @@ Ctrl-C or SIGTERM)."""
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import tempfile
 import time
+import uuid
 import zlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -16,10 +18,11 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import requests
 from mlflow import MlflowClient
-from mlflow.entities import FileInfo, Metric, Param, RunStatus, RunTag
+from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,6 +37,11 @@ MetricPoint = tuple[str, float, int, int]
 #: preview): the run page's image chart, with a step slider, shows them
 STEPPED_IMAGE_DIR = "images"
 STEPPED_IMAGE = re.compile(r"images/(?P<key>[^/]+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png")
+#: the longest side of a time-stepped image's WebP preview (MLflow's log_image scales every image
+#: to it; here only larger images are scaled down)
+PREVIEW_SIDE = 256
+#: bytes of the PNGs a logger keeps in memory, for the GIFs to read back without the store
+KEPT_PNG_BYTES = 4 << 20
 #: PNG artifacts are run-length encoded: the grids' flat colours make files as small as zlib's
 #: default strategy does, in about half its time
 PNG_OPTIONS = {"compress_type": zlib.Z_RLE}
@@ -62,7 +70,8 @@ class RunLogger:
     """Logs into one run; metrics are buffered and sent in batches."""
 
     def __init__(self, client: MlflowClient, run_id: str, flush_every_s: float = 2.0,
-                 logged: set[tuple[str, int]] | None = None, logged_images: set[tuple[str, int]] | None = None):
+                 logged: set[tuple[str, int]] | None = None, logged_images: set[tuple[str, int]] | None = None,
+                 started_here: bool = False):
         self.client, self.run_id, self.flush_every_s = client, run_id, flush_every_s
         self._metrics: list[Metric] = []
         self._last_flush = time.monotonic()
@@ -71,6 +80,11 @@ class RunLogger:
         self._logged = logged or set()
         self._queued: set[tuple[str, int]] = set()
         self._logged_images = logged_images or set()  # (key, step) of time-stepped images, likewise
+        # every artifact path this logger wrote, with its PNG's bytes while they fit KEPT_PNG_BYTES:
+        # a run started here holds no others, so listing and reading it back need no store call
+        self.started_here = started_here
+        self._written: dict[str, bytes | None] = {}
+        self._kept_bytes = 0
         self._artifact_uri: str | None = None
         self._repository: ArtifactRepository | None = None
 
@@ -127,33 +141,64 @@ class RunLogger:
     def log_image(self, image: np.ndarray, artifact_file: str) -> None:
         """(H, W, 3) uint8 image as a PNG artifact, `artifact_file` (a path in the run's artifacts)."""
         folder, _, name = artifact_file.rpartition("/")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            Image.fromarray(image).save(path, format="PNG", **PNG_OPTIONS)
-            with _store_call(self.client, f"logging {artifact_file}"):
-                self.client.log_artifact(self.run_id, str(path), folder or None)
+        data = png_bytes(image)
+        self._upload({name: data}, folder, f"logging {artifact_file}")
+        self._keep(artifact_file, data)
 
     def log_stepped_image(self, image: np.ndarray, key: str, step: int) -> None:
-        """(H, W, 3) uint8 image at `step` of the run's image chart `key`, once per step."""
+        """(H, W, 3) uint8 image at `step` of the run's image chart `key`, once per step. The files
+        and tag are MlflowClient.log_image(key=, step=)'s, written here: MLflow's own scales a
+        64-px image up to a 256-px preview and sets the tag again at every call, twice the time."""
         if (key, step) in self._logged_images:
             return
-        with _store_call(self.client, f"logging image {key} of step {step}"):
-            self.client.log_image(self.run_id, image, key=key, step=step, synchronous=True)
+        stem = f"{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
+        data = png_bytes(image)
+        self._upload({f"{stem}.png": data, f"{stem}+compressed.webp": webp_preview(image)}, STEPPED_IMAGE_DIR,
+                     f"logging image {key} of step {step}")
+        self._keep(f"{STEPPED_IMAGE_DIR}/{stem}.png", data)
+        if not self._logged_images:  # the run's first: the tag makes its page show the image chart
+            with _store_call(self.client, "tagging the run's images"):
+                self.client.set_tag(self.run_id, MLFLOW_LOGGED_IMAGES, "True")
         self._logged_images.add((key, step))
+
+    def _upload(self, files: Mapping[str, bytes], folder: str, what: str) -> None:
+        """Files (name: bytes) into an artifact folder of the run ('' for its root)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, data in files.items():
+                (Path(tmp) / name).write_bytes(data)
+            with _store_call(self.client, what):
+                self._artifacts.log_artifacts(tmp, folder or None)
+        for name in files:
+            self._written.setdefault(f"{folder}/{name}" if folder else name, None)
+
+    def _keep(self, artifact_path: str, data: bytes) -> None:
+        if self._kept_bytes + len(data) <= KEPT_PNG_BYTES:
+            self._written[artifact_path] = data
+            self._kept_bytes += len(data)
+
+    def log_file(self, path: Path, folder: str) -> None:
+        """A local file as an artifact in `folder`."""
+        self._upload({path.name: path.read_bytes()}, folder, f"logging {path.name}")
 
     def stepped_images(self, key: str) -> dict[int, str]:
         """Artifact path of each step's image of chart `key` in the store."""
-        with _store_call(self.client, "listing images"):
-            listing = self._artifacts.list_artifacts(STEPPED_IMAGE_DIR)
-        return {step: path for (k, step), path in stepped_paths(listing).items() if k == key}
+        return {step: path for (k, step), path in stepped_paths(self._listing(STEPPED_IMAGE_DIR)).items() if k == key}
 
     def artifact_paths(self, folder: str) -> list[str]:
         """Paths of the files in an artifact folder of the run."""
+        return self._listing(folder)
+
+    def _listing(self, folder: str) -> list[str]:
+        if self.started_here:
+            return sorted(path for path in self._written if path.rpartition("/")[0] == folder)
         with _store_call(self.client, f"listing {folder}"):
             return [a.path for a in self._artifacts.list_artifacts(folder) if not a.is_dir]
 
     def read_image(self, artifact_path: str) -> np.ndarray:
         """An image artifact as an (H, W, 3) uint8 array."""
+        if kept := self._written.get(artifact_path):
+            with Image.open(io.BytesIO(kept)) as image:
+                return np.asarray(image.convert("RGB"))
         with tempfile.TemporaryDirectory() as tmp, _store_call(self.client, f"reading {artifact_path}"):
             with Image.open(self._artifacts.download_artifacts(artifact_path, tmp)) as image:
                 return np.asarray(image.convert("RGB"))
@@ -163,23 +208,19 @@ class RunLogger:
         # PIL's fast octree palette: a sixth of the time of its default (median cut) on population
         # grids, within 1-2 levels of the frame's pixels on average
         images = [Image.fromarray(frame).quantize(256, method=Image.Quantize.FASTOCTREE) for frame in frames]
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            images[0].save(path, save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
-            with _store_call(self.client, f"logging {name}"):
-                self.client.log_artifact(self.run_id, str(path))
+        data = io.BytesIO()
+        images[0].save(data, format="GIF", save_all=True, append_images=images[1:], duration=frame_ms, loop=0)
+        self._upload({name: data.getvalue()}, "", f"logging {name}")
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        with _store_call(self.client, f"logging {artifact_file}"):
-            self.client.log_text(self.run_id, text, artifact_file)
+        folder, _, name = artifact_file.rpartition("/")
+        self._upload({name: text.encode()}, folder, f"logging {artifact_file}")
 
     def log_arrays(self, name: str, **arrays: np.ndarray) -> None:
         """Arrays in one compressed .npz artifact, `name`, at the artifact root."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / name
-            np.savez_compressed(path, **arrays)
-            with _store_call(self.client, f"logging {name}"):
-                self.client.log_artifact(self.run_id, str(path))
+        data = io.BytesIO()
+        np.savez_compressed(data, **arrays)
+        self._upload({name: data.getvalue()}, "", f"logging {name}")
 
     def artifact_location(self, artifact_file: str) -> str:
         """A local path for artifacts in a local store, else the artifact URI."""
@@ -197,16 +238,30 @@ def logged_points(client: MlflowClient, run_id: str) -> set[tuple[str, int]]:
 def stepped_images(client: MlflowClient, run_id: str) -> dict[tuple[str, int], str]:
     """Artifact path of each (key, step) time-stepped image of the run (the first, should a step
     have two)."""
-    return stepped_paths(client.list_artifacts(run_id, STEPPED_IMAGE_DIR))
+    return stepped_paths([a.path for a in client.list_artifacts(run_id, STEPPED_IMAGE_DIR)])
 
 
-def stepped_paths(listing: list[FileInfo]) -> dict[tuple[str, int], str]:
+def stepped_paths(paths: list[str]) -> dict[tuple[str, int], str]:
     found: dict[tuple[str, int], str] = {}
-    for artifact in sorted(listing, key=lambda a: a.path):
-        match = STEPPED_IMAGE.fullmatch(artifact.path)
-        if match:
-            found.setdefault((match["key"], int(match["step"])), artifact.path)
+    for path in sorted(paths):
+        if match := STEPPED_IMAGE.fullmatch(path):
+            found.setdefault((match["key"], int(match["step"])), path)
     return found
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    data = io.BytesIO()
+    Image.fromarray(image).save(data, format="PNG", **PNG_OPTIONS)
+    return data.getvalue()
+
+
+def webp_preview(image: np.ndarray) -> bytes:
+    """The WebP preview beside a time-stepped image, as MLflow makes it (its default quality)."""
+    preview = Image.fromarray(image)
+    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    data = io.BytesIO()
+    preview.save(data, format="WEBP")
+    return data.getvalue()
 
 
 @contextlib.contextmanager
@@ -220,7 +275,7 @@ def tracked_run(
     """A new run, or with `resume_run_id` that run set RUNNING again, its logged metrics kept."""
     if resume_run_id is None:
         run = client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
-        logger = RunLogger(client, run.info.run_id)
+        logger = RunLogger(client, run.info.run_id, started_here=True)
     else:
         client.update_run(resume_run_id, status=RunStatus.to_string(RunStatus.RUNNING))
         logger = RunLogger(client, resume_run_id, logged=logged_points(client, resume_run_id),

@@ -222,7 +222,7 @@ def train(cfg: DictConfig) -> float:
             tracker.log_metrics(cfg.model.iterations, {f"{k}_n{cfg.final_samples}": v for k, v in closing.items()})
             write(cfg, path, trainer, network, device, closing | floor)
             for file in (path, path.with_suffix(".json")):
-                tracker.client.log_artifact(tracker.run_id, str(file), "model")
+                tracker.log_file(file, "model")
         job.discard()
     print(f"trained {cfg.model.name} on {cfg.dataset.name}: {cfg.model.iterations} iterations"
           f"{' | ' + summary(closing) if closing else ''} | weights {path} | MLflow run {tracker.run_id}", flush=True)
