@@ -22,6 +22,7 @@ from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.store.artifact.artifact_repo import ArtifactRepository
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.tracking.multimedia import compress_image_size
 from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_IMAGES
 from PIL import Image
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,9 +38,6 @@ MetricPoint = tuple[str, float, int, int]
 #: preview): the run page's image chart, with a step slider, shows them
 STEPPED_IMAGE_DIR = "images"
 STEPPED_IMAGE = re.compile(r"images/(?P<key>[^/]+)\+step\+(?P<step>\d+)\+timestamp\+\d+\+[0-9a-f-]+\.png")
-#: the longest side of a time-stepped image's WebP preview (MLflow's log_image scales every image
-#: to it; here only larger images are scaled down)
-PREVIEW_SIDE = 256
 #: bytes of the PNGs a logger keeps in memory, for the GIFs to read back without the store
 KEPT_PNG_BYTES = 4 << 20
 #: PNG artifacts are run-length encoded: the grids' flat colours make files as small as zlib's
@@ -147,8 +145,8 @@ class RunLogger:
 
     def log_stepped_image(self, image: np.ndarray, key: str, step: int) -> None:
         """(H, W, 3) uint8 image at `step` of the run's image chart `key`, once per step. The files
-        and tag are MlflowClient.log_image(key=, step=)'s, written here: MLflow's own scales a
-        64-px image up to a 256-px preview and sets the tag again at every call, twice the time."""
+        and tag are MlflowClient.log_image(key=, step=)'s, written here: MLflow's own sets the tag
+        again at every call and uploads each file on its own (13 ms an image against 7 here)."""
         if (key, step) in self._logged_images:
             return
         stem = f"{key.replace('/', '~')}+step+{step}+timestamp+{int(time.time() * 1000)}+{uuid.uuid4()}"
@@ -256,11 +254,10 @@ def png_bytes(image: np.ndarray) -> bytes:
 
 
 def webp_preview(image: np.ndarray) -> bytes:
-    """The WebP preview beside a time-stepped image, as MLflow makes it (its default quality)."""
-    preview = Image.fromarray(image)
-    preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE))
+    """The WebP preview beside a time-stepped image, as MLflow's log_image makes it (the run
+    page's chart shows it: 256 px on its longer side)."""
     data = io.BytesIO()
-    preview.save(data, format="WEBP")
+    compress_image_size(Image.fromarray(image)).save(data, format="WEBP")
     return data.getvalue()
 
 
