@@ -32,6 +32,10 @@ SLOW = "generator._target_=faulty_generators.SlowShapes"
 # one CPU per pack, so that the node (2 CPUs) runs two packs at once
 SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2"]
 GENERATIONS = 16
+# a second a generation for the runs interrupted mid-sweep: a run sends metrics 2 s in and every
+# 3 s after, so the store shows generation 5 or 6 for seconds before the run ends, however loaded
+# the machine (at 0.3 s a generation, a run could end between two of the poller's looks)
+INTERRUPTED_DELAY = 1.0
 
 
 @pytest.fixture(scope="session")
@@ -179,7 +183,7 @@ def test_wait_false_returns_once_the_packs_are_submitted_and_they_run_on(server,
 def test_scancel_of_a_running_pack_then_the_same_command_finishes_every_run_as_uninterrupted(server, tmp_path):
     uri = server[0]
     args = sweep_args(tmp_path, "cancelled", SLOW, *SLURM)
-    proc = start_cli(args, uri, tmp_path / "cancelled", env=env(delay=0.3))
+    proc = start_cli(args, uri, tmp_path / "cancelled", env=env(delay=INTERRUPTED_DELAY))
     try:
         wait_for_step(uri, "cancelled", 6, proc)
         subprocess.run(["scancel", running_job()], check=True)
@@ -202,7 +206,7 @@ def test_scancel_of_a_running_pack_then_the_same_command_finishes_every_run_as_u
 def test_slurms_signal_before_the_time_limit_checkpoints_the_pack_and_it_goes_on_after_the_requeue(server, tmp_path):
     uri = server[0]
     args = sweep_args(tmp_path, "requeued", SLOW, *SLURM)
-    proc = start_cli(args, uri, tmp_path / "requeued", env=env(delay=0.3))
+    proc = start_cli(args, uri, tmp_path / "requeued", env=env(delay=INTERRUPTED_DELAY))
     try:
         signalled_at = wait_for_step(uri, "requeued", 5, proc)
         job = running_job()
@@ -236,7 +240,7 @@ def test_the_tracking_server_killed_and_restarted_mid_sweep_loses_nothing(slurm,
     port = free_port()
     args = sweep_args(tmp_path, "server_killed", SLOW, *SLURM)
     with pg_server(directory, pg_port, port) as (uri, first):
-        proc = start_cli(args, uri, tmp_path / "run", env=env(delay=0.3))
+        proc = start_cli(args, uri, tmp_path / "run", env=env(delay=INTERRUPTED_DELAY))
         wait_for_step(uri, "server_killed", 5, proc)
         os.killpg(first.pid, signal.SIGKILL)
     try:
@@ -254,7 +258,7 @@ def test_the_tracking_server_killed_and_restarted_mid_sweep_loses_nothing(slurm,
 def test_postgresql_restarted_mid_sweep_loses_nothing(server, tmp_path):
     uri, directory, pg_port = server
     args = sweep_args(tmp_path, "db_restarted", SLOW, *SLURM)
-    proc = start_cli(args, uri, tmp_path / "run", env=env(delay=0.3))
+    proc = start_cli(args, uri, tmp_path / "run", env=env(delay=INTERRUPTED_DELAY))
     try:
         wait_for_step(uri, "db_restarted", 5, proc)
         subprocess.run(["cluster/postgres.sh", "restart", str(directory / "postgres"), str(pg_port)], cwd=ROOT,
