@@ -175,8 +175,10 @@ class RunLogger:
             self._kept_bytes += len(data)
 
     def log_file(self, path: Path, folder: str) -> None:
-        """A local file as an artifact in `folder`."""
-        self._upload({path.name: path.read_bytes()}, folder, f"logging {path.name}")
+        """A local file (weights: not read into memory) as an artifact in `folder`."""
+        with _store_call(self.client, f"logging {path.name}"):
+            self._artifacts.log_artifact(str(path), folder)
+        self._written.setdefault(f"{folder}/{path.name}", None)
 
     def stepped_images(self, key: str) -> dict[int, str]:
         """Artifact path of each step's image of chart `key` in the store."""
