@@ -2,6 +2,8 @@
 failing run leaves the others; a pack run again skips what finished; bounded large populations;
 how a sweep is split into packs."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,16 @@ def test_packs_group_jobs_by_their_models_and_fill_every_worker():
                (["seed=1", "algo=de", "prompt=x", "augment=crops"], ["seed=2", "augment=crops"],
                 ["generator=dcgan_shapes"])]
     assert key[0] == key[1] != key[2]  # the views' seed is the run's, the generator the pack's
+
+
+def test_a_sweeps_launching_process_composes_and_groups_its_jobs_without_the_model_libraries():
+    # its packs run in worker processes, which load these while it composes the jobs' configs
+    code = ("import sys, run; from latentevo import callbacks; from latentevo.pipeline import pack_key; "
+            "from hydra_plugins.latentevo_launcher.packed_launcher import default_workers; "
+            "from omegaconf import OmegaConf; default_workers(OmegaConf.create({'device': 'auto'})); "
+            "print(sorted({'torch', 'pymoo', 'open_clip', 'latentevo.pipeline.pack'} & set(sys.modules)))")
+    found = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "[]"
 
 
 def test_a_cluster_pack_whose_node_does_not_see_the_shared_checkpoints_fails_with_one_line(tmp_path):

@@ -6,10 +6,12 @@ No `from __future__ import annotations` here: Hydra scans plugin modules without
 them in sys.modules, where dataclasses cannot resolve string annotations."""
 
 
+import contextlib
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -51,12 +53,43 @@ def plan_packs(keys: Sequence[str], pack_size: int, workers: int) -> list[list[i
     return packs
 
 
-def default_workers(config: DictConfig) -> int:
-    import torch
+#: a GPU driver's files (NVIDIA's, WSL's, AMD's): without any, torch would find no GPU either,
+#: and the launching process need not load torch to know it
+GPU_DRIVER_FILES = ("/dev/nvidiactl", "/dev/dxg", "/dev/kfd")
 
-    if config.device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.device_count()
+
+def default_workers(config: DictConfig) -> int:
+    if config.device != "cpu" and any(os.path.exists(path) for path in GPU_DRIVER_FILES):
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.device_count()
     return len(os.sched_getaffinity(0))
+
+
+def load_pipeline() -> int:
+    """A worker's first task: the pipeline's libraries (torch, MLflow, pymoo, open_clip) loaded."""
+    import latentevo.pipeline.pack  # noqa: F401
+
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def warming(workers: int) -> Iterator[None]:
+    """Inside, `workers` worker processes start and load the pipeline while this process goes on
+    (composing the jobs' configs): on a machine of 2 cores their start-up then overlaps the
+    composition rather than following it. The packs then run in the same workers (joblib reuses
+    its loky executor)."""
+    if workers < 2:  # one pack runs in this process
+        yield
+        return
+    from joblib import Parallel, delayed
+
+    thread = threading.Thread(target=Parallel(n_jobs=workers, backend="loky"),
+                              args=([delayed(load_pipeline)() for _ in range(workers)],), daemon=True)
+    thread.start()
+    yield  # a bad override raises here, and the sweep ends without waiting for the workers
+    thread.join()
 
 
 def execute_pack(number: int, of: int, jobs: Sequence[DictConfig], hydra_context: HydraContext,
@@ -108,8 +141,9 @@ class PackedLauncher(Launcher):
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        jobs = self.compose_all(job_overrides, initial_job_idx)
         workers = self.workers or default_workers(self.config)
+        with warming(min(workers, len(job_overrides))):
+            jobs = self.compose_all(job_overrides, initial_job_idx)
         packs = self.plan(jobs, workers)
         log.info(f"Launching {len(jobs)} jobs in {len(packs)} packs, {min(workers, len(packs))} at a time")
         returns = self.run_packs(packs)

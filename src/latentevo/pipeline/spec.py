@@ -1,9 +1,7 @@
-"""What a pack is asked to run: one `RunSpec` per job, checked before any model is loaded, and
-the key that says which jobs can share models."""
+"""What a pack is asked to run: one `RunSpec` per job, checked before any model is loaded."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 
@@ -21,10 +19,6 @@ from ..search import min_pop_size
 from .objectives import check_objectives
 
 DEVICES = ("auto", "cpu", "cuda")
-#: top-level keys that say how the shared models run; a pack's runs agree on all of them
-MODEL_KEYS = ("generator", "clip", "augment", "realness", "device", "threads", "batch_size", "paths")
-#: per-run settings inside the model groups (the augmented views' random stream)
-PER_RUN_MODEL_KEYS = {"augment": ("seed",)}
 # Bytes one individual takes in pymoo (its object, X, F, copies in offspring and survival),
 # per latent coordinate and fixed, to refuse populations that cannot fit before they start.
 INDIVIDUAL_BYTES_PER_COORD = 80
@@ -75,18 +69,6 @@ def job_label(hydra_cfg: DictConfig) -> str:
     if hydra_cfg.mode != RunMode.MULTIRUN:
         return ""
     return f"job {hydra_cfg.job.num + 1}/{os.environ.get(SWEEP_SIZE_ENV, '?')}"
-
-
-def pack_key(cfg: DictConfig) -> str:
-    """Jobs with the same key share one generator and scorer: everything that builds or runs
-    the models, less the per-run settings inside them."""
-    values = {key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
-              for key in MODEL_KEYS if key in cfg}
-    for group, keys in PER_RUN_MODEL_KEYS.items():
-        if isinstance(values.get(group), dict):
-            for key in keys:
-                values[group].pop(key, None)
-    return json.dumps(values, sort_keys=True, default=str)
 
 
 def _at_least(cfg: DictConfig, key: str, least: int, note: str = "") -> None:
