@@ -61,6 +61,16 @@ def floor_seconds(n_images: int, batch: int, workers: int) -> float:
         return max(pool.starmap(forward, [(n_images // workers, batch)] * workers))
 
 
+def cpu_model() -> str:
+    """The CPU's model and widest vector unit: the forward pass's speed, and with it every ratio
+    here, differs between machines by more than the changes measured."""
+    lines = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in lines if ":" in line)}
+    flags = fields.get("flags", "").split()
+    vector = next((flag for flag in ("avx512f", "avx2", "avx") if flag in flags), "no AVX")
+    return f"{fields.get('model name', 'unknown CPU')} ({vector})"
+
+
 def descendants(pid: int) -> list[int]:
     children = {}
     for status in Path("/proc").glob("[0-9]*/status"):
@@ -136,8 +146,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = 2 * args.seeds
     images = runs * args.generations * 16
-    print(f"main job: {runs} runs x {args.generations} generations x pop 16 = {images:,} images; {args.workers} cores, "
-          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"main job: {runs} runs x {args.generations} generations x pop 16 = {images:,} images; {args.workers} cores "
+          f"of {cpu_model()}, load average {os.getloadavg()[0]:.2f}", flush=True)
 
     rates = {b: 3200 / forward(3200, b) for b in BATCHES}
     print("bare forward, one thread: " + ", ".join(f"batch {b} {r:.0f} images/s" for b, r in rates.items()), flush=True)
