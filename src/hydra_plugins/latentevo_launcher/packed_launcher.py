@@ -67,11 +67,17 @@ def default_workers(config: DictConfig) -> int:
     return len(os.sched_getaffinity(0))
 
 
-def load_pipeline() -> int:
-    """A worker's first task: the pipeline's libraries (torch, MLflow, pymoo, open_clip) loaded."""
+def load_pipeline() -> None:
+    """A worker's first task: the pipeline's libraries (torch, MLflow, pymoo) loaded."""
     import latentevo.pipeline.pack  # noqa: F401
 
-    return os.getpid()
+
+def start_workers(workers: int) -> None:
+    from joblib import Parallel, delayed
+
+    # a worker that cannot load the pipeline fails its pack too, which reports why
+    with contextlib.suppress(Exception):
+        Parallel(n_jobs=workers, backend="loky")(delayed(load_pipeline)() for _ in range(workers))
 
 
 @contextlib.contextmanager
@@ -83,10 +89,7 @@ def warming(workers: int) -> Iterator[None]:
     if workers < 2:  # one pack runs in this process
         yield
         return
-    from joblib import Parallel, delayed
-
-    thread = threading.Thread(target=Parallel(n_jobs=workers, backend="loky"),
-                              args=([delayed(load_pipeline)() for _ in range(workers)],), daemon=True)
+    thread = threading.Thread(target=start_workers, args=(workers,), daemon=True)
     thread.start()
     yield  # a bad override raises here, and the sweep ends without waiting for the workers
     thread.join()
